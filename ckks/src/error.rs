@@ -1,0 +1,102 @@
+//! The one error type of the `ckks` crate.
+
+/// Everything that can go wrong in `ckks`. Public functions return these instead of panicking.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The ring degree is not a power of two in the supported range.
+    #[error("ring degree {n} is not a power of two in 2^{min_log}..=2^{max_log}")]
+    InvalidRingDegree {
+        /// the degree given
+        n: usize,
+        /// smallest supported log2 degree
+        min_log: u32,
+        /// largest supported log2 degree
+        max_log: u32,
+    },
+    /// A modulus is out of the supported range (2 <= q < 2^61, or the range a kernel needs).
+    #[error("modulus {q} is out of range: {reason}")]
+    InvalidModulus {
+        /// the modulus given
+        q: u64,
+        /// why it was refused
+        reason: &'static str,
+    },
+    /// A modulus is not prime.
+    #[error("modulus {q} is not prime")]
+    NotPrime {
+        /// the modulus given
+        q: u64,
+    },
+    /// A prime does not support a negacyclic NTT of this size (needs q = 1 mod 2N).
+    #[error("prime {q} is not 1 mod 2N = {two_n}")]
+    NotNttFriendly {
+        /// the prime
+        q: u64,
+        /// 2N
+        two_n: u64,
+    },
+    /// Two moduli in one RNS basis are equal (the CRT needs them pairwise coprime).
+    #[error("modulus {q} appears twice in an RNS basis")]
+    DuplicateModulus {
+        /// the repeated modulus
+        q: u64,
+    },
+    /// Not enough primes of the requested size exist.
+    #[error("only {found} NTT-friendly primes of {bits} bits for 2N = {two_n} (asked for {wanted})")]
+    NotEnoughPrimes {
+        /// bit size asked for
+        bits: u32,
+        /// 2N
+        two_n: u64,
+        /// how many were asked for
+        wanted: usize,
+        /// how many exist
+        found: usize,
+    },
+    /// A slice has the wrong length.
+    #[error("length mismatch: expected {expected}, got {got}")]
+    LengthMismatch {
+        /// expected length
+        expected: usize,
+        /// actual length
+        got: usize,
+    },
+    /// Two operands live over different RNS bases (different moduli or ring degree).
+    #[error("operands are over different RNS bases: {left:?} vs {right:?}")]
+    BasisMismatch {
+        /// moduli of the left operand
+        left: Vec<u64>,
+        /// moduli of the right operand
+        right: Vec<u64>,
+    },
+    /// An RNS basis operation was asked for a basis it cannot act on.
+    #[error("invalid RNS basis operation: {reason}")]
+    InvalidBasis {
+        /// why
+        reason: &'static str,
+    },
+    /// A Galois element is not an odd residue mod 2N.
+    #[error("Galois element {g} is not odd modulo 2N = {two_n}")]
+    InvalidGaloisElement {
+        /// the element
+        g: u64,
+        /// 2N
+        two_n: u64,
+    },
+    /// A sampler parameter is out of range.
+    #[error("invalid sampler parameter: {reason}")]
+    InvalidSamplerParameter {
+        /// why
+        reason: &'static str,
+    },
+    /// A value does not fit the target representation.
+    #[error("value out of range: {reason}")]
+    OutOfRange {
+        /// why
+        reason: &'static str,
+    },
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,2 @@
+//! Command-line tool: the demo and, later, the experiment suite.
+fn main() {}
