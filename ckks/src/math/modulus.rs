@@ -26,7 +26,12 @@ pub struct Modulus {
 impl PartialEq for Modulus {
     fn eq(&self, other: &Self) -> bool {
         // Every other field derives from q; a new field must be derived from q too.
-        let Self { q, barrett_hi: _, barrett_lo: _, barrett_word: _ } = self;
+        let Self {
+            q,
+            barrett_hi: _,
+            barrett_lo: _,
+            barrett_word: _,
+        } = self;
         *q == other.q
     }
 }
@@ -39,10 +44,16 @@ impl Modulus {
     /// [`Error::InvalidModulus`] unless `2 <= q < 2^61`.
     pub fn new(q: u64) -> Result<Self> {
         if q < 2 {
-            return Err(Error::InvalidModulus { q, reason: "must be at least 2" });
+            return Err(Error::InvalidModulus {
+                q,
+                reason: "must be at least 2",
+            });
         }
         if q >> MAX_MODULUS_BITS != 0 {
-            return Err(Error::InvalidModulus { q, reason: "must be below 2^61" });
+            return Err(Error::InvalidModulus {
+                q,
+                reason: "must be below 2^61",
+            });
         }
         // floor(2^128 / q) = floor((2^128 - 1) / q) unless q divides 2^128, i.e. q is a power of two.
         let mut m = u128::MAX / q as u128;
@@ -50,7 +61,12 @@ impl Modulus {
             m += 1;
         }
         let barrett_word = ((1u128 << 64) / q as u128) as u64;
-        Ok(Self { q, barrett_hi: (m >> 64) as u64, barrett_lo: m as u64, barrett_word })
+        Ok(Self {
+            q,
+            barrett_hi: (m >> 64) as u64,
+            barrett_lo: m as u64,
+            barrett_word,
+        })
     }
 
     /// The modulus `q`.
@@ -202,7 +218,9 @@ impl Modulus {
             (t0, t1) = (t1, t0 - k * t1);
         }
         if r0 != 1 {
-            return Err(Error::OutOfRange { reason: "value is not invertible modulo q" });
+            return Err(Error::OutOfRange {
+                reason: "value is not invertible modulo q",
+            });
         }
         Ok(t0.rem_euclid(self.q as i128) as u64)
     }

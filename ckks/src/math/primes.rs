@@ -15,7 +15,7 @@ pub fn is_prime(n: u64) -> bool {
         return false;
     }
     for p in WITNESSES {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
@@ -51,7 +51,11 @@ pub fn is_prime(n: u64) -> bool {
 
 fn check_ring_degree(n: usize) -> Result<()> {
     if !n.is_power_of_two() || !(2..=1 << 17).contains(&n) {
-        return Err(Error::InvalidRingDegree { n, min_log: 1, max_log: 17 });
+        return Err(Error::InvalidRingDegree {
+            n,
+            min_log: 1,
+            max_log: 17,
+        });
     }
     Ok(())
 }
@@ -73,7 +77,12 @@ pub fn ntt_primes_below(bits: u32, n: usize, count: usize) -> Result<Vec<u64>> {
         c -= two_n;
     }
     if out.len() < count {
-        return Err(Error::NotEnoughPrimes { bits, two_n, wanted: count, found: out.len() });
+        return Err(Error::NotEnoughPrimes {
+            bits,
+            two_n,
+            wanted: count,
+            found: out.len(),
+        });
     }
     Ok(out)
 }
@@ -117,7 +126,12 @@ pub fn ntt_primes_near(bits: u32, n: usize, count: usize, exclude: &[u64]) -> Re
         }
     }
     if out.len() < count {
-        return Err(Error::NotEnoughPrimes { bits, two_n, wanted: count, found: out.len() });
+        return Err(Error::NotEnoughPrimes {
+            bits,
+            two_n,
+            wanted: count,
+            found: out.len(),
+        });
     }
     Ok(out)
 }
@@ -126,7 +140,10 @@ fn check_prime_request(bits: u32, n: usize) -> Result<u64> {
     check_ring_degree(n)?;
     let two_n = 2 * n as u64;
     if bits > MAX_MODULUS_BITS || (1u64 << bits) <= 2 * two_n {
-        return Err(Error::InvalidModulus { q: 1u64 << bits.min(63), reason: "prime size out of range for this ring" });
+        return Err(Error::InvalidModulus {
+            q: 1u64 << bits.min(63),
+            reason: "prime size out of range for this ring",
+        });
     }
     Ok(two_n)
 }
@@ -185,12 +202,31 @@ mod tests {
 
     #[test]
     fn primality_known_values() {
-        let primes = [2u64, 3, 5, 97, 65537, 1_000_000_007, (1 << 61) - 1, 18446744073709551557];
+        let primes = [
+            2u64,
+            3,
+            5,
+            97,
+            65537,
+            1_000_000_007,
+            (1 << 61) - 1,
+            18446744073709551557,
+        ];
         for p in primes {
             assert!(is_prime(p), "{p}");
         }
         // Carmichael numbers and strong pseudoprimes to small bases.
-        let composites = [0u64, 1, 4, 561, 1105, 3215031751, 3825123056546413051, (1 << 61) + 1, u64::MAX];
+        let composites = [
+            0u64,
+            1,
+            4,
+            561,
+            1105,
+            3215031751,
+            3825123056546413051,
+            (1 << 61) + 1,
+            u64::MAX,
+        ];
         for c in composites {
             assert!(!is_prime(c), "{c}");
         }
@@ -229,18 +265,39 @@ mod tests {
 
     #[test]
     fn bad_requests_are_errors() {
-        assert!(matches!(ntt_primes_below(30, 1000, 1), Err(Error::InvalidRingDegree { .. })));
-        assert!(matches!(ntt_primes_below(62, 1024, 1), Err(Error::InvalidModulus { .. })));
-        assert!(matches!(ntt_primes_below(12, 1024, 1), Err(Error::InvalidModulus { .. })));
-        assert!(matches!(ntt_primes_below(20, 1 << 16, 100), Err(Error::NotEnoughPrimes { .. })));
-        assert!(matches!(check_ntt_prime(97, 1024), Err(Error::NotNttFriendly { .. })));
-        assert!(matches!(check_ntt_prime(12289 * 3, 1024), Err(Error::NotPrime { .. })));
+        assert!(matches!(
+            ntt_primes_below(30, 1000, 1),
+            Err(Error::InvalidRingDegree { .. })
+        ));
+        assert!(matches!(
+            ntt_primes_below(62, 1024, 1),
+            Err(Error::InvalidModulus { .. })
+        ));
+        assert!(matches!(
+            ntt_primes_below(12, 1024, 1),
+            Err(Error::InvalidModulus { .. })
+        ));
+        assert!(matches!(
+            ntt_primes_below(20, 1 << 16, 100),
+            Err(Error::NotEnoughPrimes { .. })
+        ));
+        assert!(matches!(
+            check_ntt_prime(97, 1024),
+            Err(Error::NotNttFriendly { .. })
+        ));
+        assert!(matches!(
+            check_ntt_prime(12289 * 3, 1024),
+            Err(Error::NotPrime { .. })
+        ));
         assert!(check_ntt_prime(12289, 1024).is_ok());
     }
 
     #[test]
     fn primitive_root_has_order_2n() {
-        for &(q, n) in &[(12289u64, 1024usize), (ntt_primes_below(50, 1 << 12, 1).unwrap()[0], 1 << 12)] {
+        for &(q, n) in &[
+            (12289u64, 1024usize),
+            (ntt_primes_below(50, 1 << 12, 1).unwrap()[0], 1 << 12),
+        ] {
             let m = Modulus::new(q).unwrap();
             let psi = min_primitive_root_2n(q, n).unwrap();
             assert_eq!(m.pow(psi, n as u64), q - 1);

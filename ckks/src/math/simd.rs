@@ -46,7 +46,11 @@ impl Backend {
                 Ok("avx2") => Backend::Avx2,
                 _ => Backend::Avx512Ifma,
             };
-            Backend::ALL.into_iter().filter(|b| *b <= cap && b.is_available()).max().unwrap_or(Backend::Scalar)
+            Backend::ALL
+                .into_iter()
+                .filter(|b| *b <= cap && b.is_available())
+                .max()
+                .unwrap_or(Backend::Scalar)
         })
     }
 

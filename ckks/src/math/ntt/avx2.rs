@@ -33,7 +33,10 @@ fn mul_hi(a: __m256i, b: __m256i) -> __m256i {
         _mm256_add_epi64(shr32(p00), _mm256_and_si256(p01, mask)),
         _mm256_and_si256(p10, mask),
     );
-    _mm256_add_epi64(_mm256_add_epi64(p11, shr32(p01)), _mm256_add_epi64(shr32(p10), shr32(mid)))
+    _mm256_add_epi64(
+        _mm256_add_epi64(p11, shr32(p01)),
+        _mm256_add_epi64(shr32(p10), shr32(mid)),
+    )
 }
 
 /// `a * w mod q` in `[0, 2q)` (Shoup, `ws = floor(w 2^64 / q)`).
@@ -64,7 +67,10 @@ fn fwd_butterfly(
 ) -> (__m256i, __m256i) {
     let u = csub(x, two_q);
     let v = mul_shoup_lazy(y, w, ws, q);
-    (_mm256_add_epi64(u, v), _mm256_sub_epi64(_mm256_add_epi64(u, two_q), v))
+    (
+        _mm256_add_epi64(u, v),
+        _mm256_sub_epi64(_mm256_add_epi64(u, two_q), v),
+    )
 }
 
 #[inline]
@@ -107,7 +113,10 @@ fn split(v0: __m256i, v1: __m256i, t: usize) -> (__m256i, __m256i) {
     if t == 1 {
         (_mm256_unpacklo_epi64(v0, v1), _mm256_unpackhi_epi64(v0, v1))
     } else {
-        (_mm256_permute2x128_si256::<0x20>(v0, v1), _mm256_permute2x128_si256::<0x31>(v0, v1))
+        (
+            _mm256_permute2x128_si256::<0x20>(v0, v1),
+            _mm256_permute2x128_si256::<0x31>(v0, v1),
+        )
     }
 }
 
@@ -118,7 +127,10 @@ fn join(x: __m256i, y: __m256i, t: usize) -> (__m256i, __m256i) {
     if t == 1 {
         (_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y))
     } else {
-        (_mm256_permute2x128_si256::<0x20>(x, y), _mm256_permute2x128_si256::<0x31>(x, y))
+        (
+            _mm256_permute2x128_si256::<0x20>(x, y),
+            _mm256_permute2x128_si256::<0x31>(x, y),
+        )
     }
 }
 
@@ -161,7 +173,10 @@ pub unsafe fn forward(t: &NttTable, a: &mut [u64]) {
         m <<= 1;
     }
     // Half-widths 2 and 1: each block of 8 coefficients holds four butterflies.
-    for (tw, tws, half) in [(&t.small_fwd[1], &t.small_fwd_s[1], 2), (&t.small_fwd[0], &t.small_fwd_s[0], 1)] {
+    for (tw, tws, half) in [
+        (&t.small_fwd[1], &t.small_fwd_s[1], 2),
+        (&t.small_fwd[0], &t.small_fwd_s[0], 1),
+    ] {
         for (k, chunk) in a.chunks_exact_mut(8).enumerate() {
             let (x, y) = split(load(chunk, 0), load(chunk, 4), half);
             let w = small_twiddles(tw, 4 * k, half);
@@ -187,7 +202,10 @@ pub unsafe fn inverse(t: &NttTable, a: &mut [u64]) {
     let qs = t.q.value();
     let q = _mm256_set1_epi64x(qs as i64);
     let two_q = _mm256_set1_epi64x(2 * qs as i64);
-    for (tw, tws, half) in [(&t.small_inv[0], &t.small_inv_s[0], 1), (&t.small_inv[1], &t.small_inv_s[1], 2)] {
+    for (tw, tws, half) in [
+        (&t.small_inv[0], &t.small_inv_s[0], 1),
+        (&t.small_inv[1], &t.small_inv_s[1], 2),
+    ] {
         if 2 * half >= n {
             break;
         }

@@ -36,7 +36,10 @@ fn fwd_butterfly(
 ) -> (__m512i, __m512i) {
     let u = csub(x, two_q);
     let v = mul_shoup_lazy(y, w, ws, q);
-    (_mm512_add_epi64(u, v), _mm512_sub_epi64(_mm512_add_epi64(u, two_q), v))
+    (
+        _mm512_add_epi64(u, v),
+        _mm512_sub_epi64(_mm512_add_epi64(u, two_q), v),
+    )
 }
 
 #[inline]
@@ -101,7 +104,15 @@ fn selectors(log_t: usize) -> [__m512i; 4] {
 /// One stage of half-width `2^log_t < 8` over all blocks of 16 coefficients.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn small_stage(a: &mut [u64], log_t: usize, w: &[u64], ws: &[u64], q: __m512i, two_q: __m512i, forward: bool) {
+fn small_stage(
+    a: &mut [u64],
+    log_t: usize,
+    w: &[u64],
+    ws: &[u64],
+    q: __m512i,
+    two_q: __m512i,
+    forward: bool,
+) {
     let [sx, sy, slo, shi] = selectors(log_t);
     for (k, chunk) in a.chunks_exact_mut(16).enumerate() {
         let (v0, v1) = (load(chunk, 0), load(chunk, 8));
@@ -145,7 +156,15 @@ pub unsafe fn forward(t: &NttTable, c: &IfmaConstants, a: &mut [u64]) {
         m <<= 1;
     }
     for log_t in [2, 1, 0] {
-        small_stage(a, log_t, &t.small_fwd[log_t], &c.small_fwd_s[log_t], q, two_q, true);
+        small_stage(
+            a,
+            log_t,
+            &t.small_fwd[log_t],
+            &c.small_fwd_s[log_t],
+            q,
+            two_q,
+            true,
+        );
     }
     for j in (0..n).step_by(8) {
         store(a, j, csub(csub(load(a, j), two_q), q));
@@ -167,7 +186,15 @@ pub unsafe fn inverse(t: &NttTable, c: &IfmaConstants, a: &mut [u64]) {
         if (2usize << log_t) >= n {
             break;
         }
-        small_stage(a, log_t, &t.small_inv[log_t], &c.small_inv_s[log_t], q, two_q, false);
+        small_stage(
+            a,
+            log_t,
+            &t.small_inv[log_t],
+            &c.small_inv_s[log_t],
+            q,
+            two_q,
+            false,
+        );
     }
     let mut gap = 8;
     let mut m = n / 8;

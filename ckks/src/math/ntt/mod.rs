@@ -97,10 +97,16 @@ impl NttTable {
     /// As [`NttTable::new`], and [`Error::OutOfRange`] when this CPU cannot run `backend`.
     pub fn with_backend(q: u64, n: usize, backend: Backend) -> Result<Self> {
         if !n.is_power_of_two() || !(1usize << MIN_LOG_N..=1usize << MAX_LOG_N).contains(&n) {
-            return Err(Error::InvalidRingDegree { n, min_log: MIN_LOG_N, max_log: MAX_LOG_N });
+            return Err(Error::InvalidRingDegree {
+                n,
+                min_log: MIN_LOG_N,
+                max_log: MAX_LOG_N,
+            });
         }
         if !backend.is_available() {
-            return Err(Error::OutOfRange { reason: "this CPU cannot run the requested backend" });
+            return Err(Error::OutOfRange {
+                reason: "this CPU cannot run the requested backend",
+            });
         }
         let m = check_ntt_prime(q, n)?;
         let psi = min_primitive_root_2n(q, n)?;
@@ -148,8 +154,16 @@ impl NttTable {
             IfmaConstants {
                 fwd_ws: s52_all(&fwd_w),
                 inv_ws: s52_all(&inv_w),
-                small_fwd_s: [s52_all(&small_fwd[0]), s52_all(&small_fwd[1]), s52_all(&small_fwd[2])],
-                small_inv_s: [s52_all(&small_inv[0]), s52_all(&small_inv[1]), s52_all(&small_inv[2])],
+                small_fwd_s: [
+                    s52_all(&small_fwd[0]),
+                    s52_all(&small_fwd[1]),
+                    s52_all(&small_fwd[2]),
+                ],
+                small_inv_s: [
+                    s52_all(&small_inv[0]),
+                    s52_all(&small_inv[1]),
+                    s52_all(&small_inv[2]),
+                ],
                 n_inv_s: s52(n_inv),
                 n_inv_w_s: s52(n_inv_w),
             }
@@ -197,7 +211,10 @@ impl NttTable {
 
     fn check_len(&self, a: &[u64]) -> Result<()> {
         if a.len() != self.n {
-            return Err(Error::LengthMismatch { expected: self.n, got: a.len() });
+            return Err(Error::LengthMismatch {
+                expected: self.n,
+                got: a.len(),
+            });
         }
         Ok(())
     }

@@ -86,7 +86,11 @@ fn inverse_accepts_lazy_input_below_2q() {
         for q in primes_for(n) {
             let t = NttTable::with_backend(q, n, backend).unwrap();
             let a = poly_with_edges(7, n, q);
-            let mut lazy: Vec<u64> = a.iter().enumerate().map(|(i, &x)| if i % 2 == 0 { x + q } else { x }).collect();
+            let mut lazy: Vec<u64> = a
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| if i % 2 == 0 { x + q } else { x })
+                .collect();
             let mut exact = a.clone();
             t.inverse(&mut lazy).unwrap();
             t.inverse(&mut exact).unwrap();
@@ -97,13 +101,28 @@ fn inverse_accepts_lazy_input_below_2q() {
 
 #[test]
 fn bad_input_is_an_error() {
-    assert!(matches!(NttTable::new(12289, 1000), Err(Error::InvalidRingDegree { .. })));
-    assert!(matches!(NttTable::new(12289, 1 << 18), Err(Error::InvalidRingDegree { .. })));
-    assert!(matches!(NttTable::new(97, 1024), Err(Error::NotNttFriendly { .. })));
+    assert!(matches!(
+        NttTable::new(12289, 1000),
+        Err(Error::InvalidRingDegree { .. })
+    ));
+    assert!(matches!(
+        NttTable::new(12289, 1 << 18),
+        Err(Error::InvalidRingDegree { .. })
+    ));
+    assert!(matches!(
+        NttTable::new(97, 1024),
+        Err(Error::NotNttFriendly { .. })
+    ));
     assert!(matches!(NttTable::new(12288, 1024), Err(Error::NotPrime { .. })));
     let t = NttTable::new(12289, 1024).unwrap();
     let mut short = vec![0u64; 1023];
-    assert!(matches!(t.forward(&mut short), Err(Error::LengthMismatch { expected: 1024, got: 1023 })));
+    assert!(matches!(
+        t.forward(&mut short),
+        Err(Error::LengthMismatch {
+            expected: 1024,
+            got: 1023
+        })
+    ));
     assert!(matches!(t.inverse(&mut short), Err(Error::LengthMismatch { .. })));
 }
 
@@ -115,8 +134,18 @@ fn ifma_falls_back_for_large_primes() {
     }
     let big = ntt_primes_below(60, 1024, 1).unwrap()[0];
     let small = ntt_primes_below(50, 1024, 1).unwrap()[0];
-    assert_eq!(NttTable::with_backend(big, 1024, Backend::Avx512Ifma).unwrap().backend(), Backend::Avx2);
-    assert_eq!(NttTable::with_backend(small, 1024, Backend::Avx512Ifma).unwrap().backend(), Backend::Avx512Ifma);
+    assert_eq!(
+        NttTable::with_backend(big, 1024, Backend::Avx512Ifma)
+            .unwrap()
+            .backend(),
+        Backend::Avx2
+    );
+    assert_eq!(
+        NttTable::with_backend(small, 1024, Backend::Avx512Ifma)
+            .unwrap()
+            .backend(),
+        Backend::Avx512Ifma
+    );
 }
 
 proptest! {
