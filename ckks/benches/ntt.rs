@@ -103,7 +103,10 @@ fn thirty_primes(c: &mut Criterion) {
                 let basis = RingBasis::new(n, &primes).unwrap();
                 let p: RnsPoly<Coeff> = ckks::ring::sampling::uniform(&basis, &mut rng);
                 let id = format!("n=2^{log_n}/30x{bits}b");
-                let name = format!("rnspoly_forward/{}/all_threads", Backend::detect().name());
+                let name = format!(
+                    "rnspoly_forward/{}/all_threads",
+                    basis.tables()[0].backend().name()
+                );
                 g.bench_with_input(BenchmarkId::new(name, &id), &(), |b, _| {
                     b.iter_batched(|| p.clone(), |x| x.into_ntt(), criterion::BatchSize::LargeInput)
                 });
