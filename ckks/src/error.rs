@@ -96,6 +96,40 @@ pub enum Error {
         /// why
         reason: &'static str,
     },
+    /// A parameter literal is inconsistent.
+    #[error("invalid parameters: {reason}")]
+    InvalidParameters {
+        /// why
+        reason: &'static str,
+    },
+    /// A parameter set is below 128-bit security by the HE-standard table.
+    #[error(
+        "insecure parameters: log2(QP) = {log_qp} exceeds {max_log_qp}, the 128-bit bound at N = 2^{log_n}"
+    )]
+    InsecureParameters {
+        /// log2 N
+        log_n: u32,
+        /// log2(QP), rounded up
+        log_qp: u32,
+        /// the bound
+        max_log_qp: u32,
+    },
+    /// A slot count is not a power of two up to N/2.
+    #[error("{slots} slots: must be a power of two up to N/2 = {max}")]
+    InvalidSlots {
+        /// the slot count given
+        slots: usize,
+        /// N/2
+        max: usize,
+    },
+    /// A level does not exist in this parameter set.
+    #[error("level {level} out of range (max {max})")]
+    LevelOutOfRange {
+        /// the level asked for
+        level: usize,
+        /// the highest level
+        max: usize,
+    },
 }
 
 /// `Result` with the crate's [`Error`].

@@ -17,6 +17,8 @@
 
 pub mod error;
 pub mod math;
+pub mod params;
 pub mod ring;
+pub mod scheme;
 
 pub use error::{Error, Result};

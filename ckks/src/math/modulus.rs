@@ -236,6 +236,17 @@ impl Modulus {
         }
     }
 
+    /// The residue of a signed 128-bit integer, `x mod q` in `[0, q)`.
+    #[inline]
+    pub fn reduce_i128(&self, x: i128) -> u64 {
+        let r = self.reduce_u128(x.unsigned_abs());
+        if x < 0 {
+            self.neg(r)
+        } else {
+            r
+        }
+    }
+
     /// The centered representative of `a < q`, in `(-q/2, q/2]`.
     #[inline]
     pub fn center(&self, a: u64) -> i64 {
@@ -317,6 +328,8 @@ mod tests {
             prop_assert_eq!(m.reduce_i64(c), a);
             prop_assert!(c.unsigned_abs() <= q / 2);
             prop_assert_eq!(m.reduce_i64(x) as i128, (x as i128).rem_euclid(q as i128));
+            let big = (x as i128) * (a as i128 + 1);
+            prop_assert_eq!(m.reduce_i128(big) as i128, big.rem_euclid(q as i128));
         }
 
         #[test]

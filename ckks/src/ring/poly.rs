@@ -348,6 +348,27 @@ impl RnsPoly<Coeff> {
         Ok(p)
     }
 
+    /// The polynomial with the given signed 128-bit coefficients.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless there are N coefficients.
+    pub fn from_i128(basis: &Arc<RingBasis>, coeffs: &[i128]) -> Result<Self> {
+        let n = basis.n();
+        if coeffs.len() != n {
+            return Err(Error::LengthMismatch {
+                expected: n,
+                got: coeffs.len(),
+            });
+        }
+        let mut p = Self::zero(basis);
+        let moduli = basis.moduli();
+        for_each_limb(&mut p.data, n, |i, a| {
+            let m = &moduli[i];
+            a.iter_mut().zip(coeffs).for_each(|(x, &c)| *x = m.reduce_i128(c));
+        });
+        Ok(p)
+    }
+
     /// The polynomial with the given big-integer coefficients (reduced mod Q).
     ///
     /// # Errors

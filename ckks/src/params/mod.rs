@@ -1,0 +1,408 @@
+//! CKKS parameters: a plain literal checked once into an immutable [`Parameters`], which holds the
+//! modulus chain, the ring contexts of every level, and the constants of rescaling and key switching.
+
+pub mod security;
+
+use crate::error::{Error, Result};
+use crate::math::primes::{ntt_primes_below, ntt_primes_near};
+use crate::ring::basis::RingBasis;
+use crate::ring::poly::TailDivider;
+use std::sync::Arc;
+
+/// How the secret key is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretDistribution {
+    /// Coefficients uniform in {-1, 0, 1} (the HE standard's ternary secret).
+    UniformTernary,
+    /// Exactly `hamming_weight` coefficients in {-1, 1}, the others zero.
+    SparseTernary {
+        /// number of nonzero coefficients
+        hamming_weight: usize,
+    },
+}
+
+/// The security requirement a parameter set is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityLevel {
+    /// 128-bit classical security by the HE-standard table: insecure sets are refused.
+    Classical128,
+    /// No check. **Insecure**: for tests and toy examples only.
+    InsecureForTests,
+}
+
+/// The unchecked description of a parameter set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParametersLiteral {
+    /// log2 of the ring degree N.
+    pub log_n: u32,
+    /// Bit sizes of the Q primes, level 0 first (q_0 holds the message at the last level).
+    pub log_q: Vec<u32>,
+    /// Bit sizes of the special primes P used by hybrid key switching.
+    pub log_p: Vec<u32>,
+    /// log2 of the default encoding scale.
+    pub log_default_scale: u32,
+    /// Secret distribution.
+    pub secret: SecretDistribution,
+    /// Security requirement.
+    pub security: SecurityLevel,
+}
+
+/// A checked, immutable CKKS parameter set.
+#[derive(Debug)]
+pub struct Parameters {
+    literal: ParametersLiteral,
+    q: Vec<u64>,
+    p: Vec<u64>,
+    /// Ring over Q_l for each level l = 0..=L.
+    ring_q: Vec<Arc<RingBasis>>,
+    /// Ring over P alone.
+    ring_p: Arc<RingBasis>,
+    /// Ring over Q_l and P for each level l.
+    ring_qp: Vec<Arc<RingBasis>>,
+    /// Division by q_l with rounding, for l = 1..=L (index l).
+    rescalers: Vec<Option<TailDivider>>,
+    /// Division by P with rounding from Q_l P to Q_l, for each level l.
+    mod_down: Vec<TailDivider>,
+    log_qp: f64,
+}
+
+impl Parameters {
+    /// Checks the literal, generates the primes and precomputes every level.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameters`] for an inconsistent literal, [`Error::InsecureParameters`] when the
+    /// set is below 128-bit security and not built as `InsecureForTests`, and the ring layer's errors.
+    pub fn new(literal: ParametersLiteral) -> Result<Arc<Self>> {
+        let lit = &literal;
+        let insecure_ok = lit.security == SecurityLevel::InsecureForTests;
+        let min_log_n = if insecure_ok { 3 } else { 10 };
+        if !(min_log_n..=17).contains(&lit.log_n) {
+            return Err(Error::InvalidParameters {
+                reason: "log_n must be in 10..=17 (3..=17 for insecure test sets)",
+            });
+        }
+        if lit.log_q.is_empty() || lit.log_p.is_empty() {
+            return Err(Error::InvalidParameters {
+                reason: "need at least one Q prime and one P prime",
+            });
+        }
+        let n = 1usize << lit.log_n;
+        if let SecretDistribution::SparseTernary { hamming_weight } = lit.secret {
+            if hamming_weight == 0 || hamming_weight > n {
+                return Err(Error::InvalidParameters {
+                    reason: "Hamming weight must be in 1..=N",
+                });
+            }
+        }
+        if lit.log_default_scale == 0 || lit.log_default_scale > 60 {
+            return Err(Error::InvalidParameters {
+                reason: "log_default_scale must be in 1..=60",
+            });
+        }
+        // Primes: q_0 the largest below 2^log_q[0]; scaling primes close to 2^log_q[i] so that rescaling
+        // keeps the scale near 2^log_q[i]; special primes the largest below 2^log_p[j]. All distinct.
+        let mut used: Vec<u64> = Vec::new();
+        let take = |bits: u32, near: bool, used: &mut Vec<u64>| -> Result<u64> {
+            let cands = if near {
+                ntt_primes_near(bits, n, 1, used)?
+            } else {
+                ntt_primes_below(bits, n, used.len() + 1)?
+                    .into_iter()
+                    .filter(|c| !used.contains(c))
+                    .take(1)
+                    .collect()
+            };
+            let c = cands.first().copied().ok_or(Error::InvalidParameters {
+                reason: "ran out of primes",
+            })?;
+            used.push(c);
+            Ok(c)
+        };
+        let mut q = Vec::with_capacity(lit.log_q.len());
+        for (i, &b) in lit.log_q.iter().enumerate() {
+            q.push(take(b, i > 0, &mut used)?);
+        }
+        let mut p = Vec::with_capacity(lit.log_p.len());
+        for &b in &lit.log_p {
+            p.push(take(b, false, &mut used)?);
+        }
+        let log_qp: f64 = q.iter().chain(&p).map(|&x| (x as f64).log2()).sum();
+        if !insecure_ok {
+            let max = security::max_log_qp_128(lit.log_n).ok_or(Error::InvalidParameters {
+                reason: "no security bound tabulated for this N",
+            })?;
+            if log_qp > max as f64 {
+                return Err(Error::InsecureParameters {
+                    log_n: lit.log_n,
+                    log_qp: log_qp.ceil() as u32,
+                    max_log_qp: max,
+                });
+            }
+        }
+        let all_q = RingBasis::new(n, &q)?;
+        let ring_p = RingBasis::new(n, &p)?;
+        let ring_q = (0..q.len())
+            .map(|l| all_q.sub_basis(0..l + 1))
+            .collect::<Result<Vec<_>>>()?;
+        let ring_qp = ring_q
+            .iter()
+            .map(|r| r.union(&ring_p))
+            .collect::<Result<Vec<_>>>()?;
+        let rescalers = (0..q.len())
+            .map(|l| {
+                if l == 0 {
+                    Ok(None)
+                } else {
+                    TailDivider::new(&ring_q[l], 1).map(Some)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mod_down = ring_qp
+            .iter()
+            .map(|r| TailDivider::new(r, p.len()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(Self {
+            literal,
+            q,
+            p,
+            ring_q,
+            ring_p,
+            ring_qp,
+            rescalers,
+            mod_down,
+            log_qp,
+        }))
+    }
+
+    /// The literal this set was built from.
+    pub fn literal(&self) -> &ParametersLiteral {
+        &self.literal
+    }
+
+    /// Ring degree N.
+    pub fn n(&self) -> usize {
+        1 << self.literal.log_n
+    }
+
+    /// Number of complex slots, N/2.
+    pub fn max_slots(&self) -> usize {
+        self.n() / 2
+    }
+
+    /// The highest level L (the number of rescalings a fresh ciphertext allows).
+    pub fn max_level(&self) -> usize {
+        self.q.len() - 1
+    }
+
+    /// The Q primes.
+    pub fn q(&self) -> &[u64] {
+        &self.q
+    }
+
+    /// The special primes P.
+    pub fn p(&self) -> &[u64] {
+        &self.p
+    }
+
+    /// log2 of Q P, the quantity the security bound limits.
+    pub fn log_qp(&self) -> f64 {
+        self.log_qp
+    }
+
+    /// The default scale, 2^log_default_scale.
+    pub fn default_scale(&self) -> f64 {
+        (self.literal.log_default_scale as f64).exp2()
+    }
+
+    /// The ring over Q_l.
+    ///
+    /// # Errors
+    /// [`Error::LevelOutOfRange`] for `level > L`.
+    pub fn ring_q(&self, level: usize) -> Result<&Arc<RingBasis>> {
+        self.ring_q.get(level).ok_or(Error::LevelOutOfRange {
+            level,
+            max: self.max_level(),
+        })
+    }
+
+    /// The ring over P.
+    pub fn ring_p(&self) -> &Arc<RingBasis> {
+        &self.ring_p
+    }
+
+    /// The ring over Q_l P.
+    ///
+    /// # Errors
+    /// [`Error::LevelOutOfRange`] for `level > L`.
+    pub fn ring_qp(&self, level: usize) -> Result<&Arc<RingBasis>> {
+        self.ring_qp.get(level).ok_or(Error::LevelOutOfRange {
+            level,
+            max: self.max_level(),
+        })
+    }
+
+    /// The division by q_level with rounding (rescaling from `level` to `level - 1`).
+    ///
+    /// # Errors
+    /// [`Error::LevelOutOfRange`] for level 0 or above L.
+    pub fn rescaler(&self, level: usize) -> Result<&TailDivider> {
+        self.rescalers
+            .get(level)
+            .and_then(|r| r.as_ref())
+            .ok_or(Error::LevelOutOfRange {
+                level,
+                max: self.max_level(),
+            })
+    }
+
+    /// The division by P with rounding, from Q_l P to Q_l.
+    ///
+    /// # Errors
+    /// [`Error::LevelOutOfRange`] for `level > L`.
+    pub fn mod_down(&self, level: usize) -> Result<&TailDivider> {
+        self.mod_down.get(level).ok_or(Error::LevelOutOfRange {
+            level,
+            max: self.max_level(),
+        })
+    }
+
+    /// A toy set for fast tests: N = 2^`log_n`, q_0 of 50 bits, `levels` scaling primes of 40 bits,
+    /// scale 2^40, two 50-bit special primes. **Insecure**: flagged `InsecureForTests`.
+    ///
+    /// # Errors
+    /// As [`Parameters::new`].
+    pub fn toy(log_n: u32, levels: usize) -> Result<Arc<Self>> {
+        Self::new(ParametersLiteral {
+            log_n,
+            log_q: std::iter::once(50)
+                .chain(std::iter::repeat_n(40, levels))
+                .collect(),
+            log_p: vec![50, 50],
+            log_default_scale: 40,
+            secret: SecretDistribution::UniformTernary,
+            security: SecurityLevel::InsecureForTests,
+        })
+    }
+
+    /// The N = 2^16 preset: 128-bit secure, 24 levels at scale 2^45 (primes of 45 bits below 2^50, so
+    /// the AVX-512 IFMA NTT applies), q_0 of 50 bits and four 50-bit special primes: log QP = 1330.
+    ///
+    /// # Errors
+    /// As [`Parameters::new`].
+    pub fn n16_depth24() -> Result<Arc<Self>> {
+        Self::new(ParametersLiteral {
+            log_n: 16,
+            log_q: std::iter::once(50).chain(std::iter::repeat_n(45, 24)).collect(),
+            log_p: vec![50; 4],
+            log_default_scale: 45,
+            secret: SecretDistribution::UniformTernary,
+            security: SecurityLevel::Classical128,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_sets_are_refused_unless_flagged() {
+        let mut lit = ParametersLiteral {
+            log_n: 12,
+            log_q: vec![50, 40, 40],
+            log_p: vec![50],
+            log_default_scale: 40,
+            secret: SecretDistribution::UniformTernary,
+            security: SecurityLevel::Classical128,
+        };
+        // log QP = 180 > 106 at N = 2^12.
+        match Parameters::new(lit.clone()) {
+            Err(Error::InsecureParameters {
+                log_n: 12,
+                max_log_qp: 106,
+                log_qp,
+            }) => assert!(log_qp >= 179),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        lit.security = SecurityLevel::InsecureForTests;
+        assert!(Parameters::new(lit.clone()).is_ok());
+        // Within the bound: accepted at 128 bits.
+        lit.security = SecurityLevel::Classical128;
+        lit.log_n = 13;
+        assert!(Parameters::new(lit).is_ok());
+    }
+
+    #[test]
+    fn bad_literals_are_errors() {
+        let ok = ParametersLiteral {
+            log_n: 10,
+            log_q: vec![20],
+            log_p: vec![],
+            log_default_scale: 20,
+            secret: SecretDistribution::UniformTernary,
+            security: SecurityLevel::InsecureForTests,
+        };
+        assert!(matches!(
+            Parameters::new(ok.clone()),
+            Err(Error::InvalidParameters { .. })
+        ));
+        let bad_n = ParametersLiteral {
+            log_n: 18,
+            log_p: vec![30],
+            ..ok.clone()
+        };
+        assert!(matches!(
+            Parameters::new(bad_n),
+            Err(Error::InvalidParameters { .. })
+        ));
+        let bad_hw = ParametersLiteral {
+            log_p: vec![30],
+            secret: SecretDistribution::SparseTernary { hamming_weight: 0 },
+            ..ok.clone()
+        };
+        assert!(matches!(
+            Parameters::new(bad_hw),
+            Err(Error::InvalidParameters { .. })
+        ));
+        let bad_scale = ParametersLiteral {
+            log_p: vec![30],
+            log_default_scale: 0,
+            ..ok
+        };
+        assert!(matches!(
+            Parameters::new(bad_scale),
+            Err(Error::InvalidParameters { .. })
+        ));
+    }
+
+    #[test]
+    fn presets_and_levels() {
+        let p = Parameters::toy(10, 3).unwrap();
+        assert_eq!(p.max_level(), 3);
+        assert_eq!(p.ring_q(2).unwrap().len(), 3);
+        assert_eq!(p.ring_qp(1).unwrap().len(), 4);
+        assert!(p.rescaler(0).is_err());
+        assert!(p.rescaler(3).is_ok());
+        assert!(matches!(
+            p.ring_q(4),
+            Err(Error::LevelOutOfRange { level: 4, max: 3 })
+        ));
+        let mut all: Vec<u64> = p.q().iter().chain(p.p()).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 6, "primes must be distinct");
+        // Scaling primes are within 2^-10 of the scale.
+        for &q in &p.q()[1..] {
+            assert!((q as f64 / p.default_scale() - 1.0).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    #[ignore = "builds the N = 2^16 preset (about a second)"]
+    fn secure_preset_is_within_the_bound() {
+        let p = Parameters::n16_depth24().unwrap();
+        assert_eq!(p.max_level(), 24);
+        assert!(p.log_qp() <= 1747.0, "log QP = {}", p.log_qp());
+        assert!(p.q().iter().all(|&q| q < 1 << 50));
+    }
+}
