@@ -1,7 +1,7 @@
 //! The one error type of the `ckks` crate.
 
 /// Everything that can go wrong in `ckks`. Public functions return these instead of panicking.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The ring degree is not a power of two in the supported range.
@@ -121,6 +121,43 @@ pub enum Error {
         slots: usize,
         /// N/2
         max: usize,
+    },
+    /// Operands come from different parameter sets.
+    #[error("operands belong to different parameter sets")]
+    ParameterMismatch,
+    /// A ciphertext is malformed.
+    #[error("invalid ciphertext: {reason}")]
+    InvalidCiphertext {
+        /// why
+        reason: &'static str,
+    },
+    /// A key is missing or unusable.
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// why
+        reason: &'static str,
+    },
+    /// Operands are at different levels.
+    #[error("level mismatch: {left} vs {right}")]
+    LevelMismatch {
+        /// left operand's level
+        left: usize,
+        /// right operand's level
+        right: usize,
+    },
+    /// Operands have different scales.
+    #[error("scale mismatch: 2^{:.3} vs 2^{:.3}", left.log2(), right.log2())]
+    ScaleMismatch {
+        /// left operand's scale
+        left: f64,
+        /// right operand's scale
+        right: f64,
+    },
+    /// No Galois key for the automorphism an operation needs.
+    #[error("missing Galois key for element {galois_element}")]
+    MissingGaloisKey {
+        /// the Galois element (5^k mod 2N for a rotation by k, 2N-1 for conjugation)
+        galois_element: u64,
     },
     /// A level does not exist in this parameter set.
     #[error("level {level} out of range (max {max})")]

@@ -19,6 +19,7 @@ pub mod error;
 pub mod math;
 pub mod params;
 pub mod ring;
+pub mod rlwe;
 pub mod scheme;
 
 pub use error::{Error, Result};

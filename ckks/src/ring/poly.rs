@@ -171,6 +171,38 @@ impl<R: Repr> RnsPoly<R> {
         self.data.chunks_exact(self.basis.n())
     }
 
+    /// The polynomial over `basis` made of the limbs `indices` of this one (a change of RNS basis
+    /// that only drops or reorders limbs, e.g. from Q_L P to Q_l P).
+    ///
+    /// # Errors
+    /// [`Error::InvalidBasis`] when an index is out of range or the moduli do not match `basis`.
+    pub fn select_limbs(&self, indices: &[usize], basis: &Arc<RingBasis>) -> Result<Self> {
+        let n = self.n();
+        if basis.n() != n || indices.len() != basis.len() {
+            return Err(Error::InvalidBasis {
+                reason: "limb selection does not match the target ring",
+            });
+        }
+        let mut data = Vec::with_capacity(n * indices.len());
+        for (k, &i) in indices.iter().enumerate() {
+            let limb = self.limb(i).ok_or(Error::InvalidBasis {
+                reason: "limb index out of range",
+            })?;
+            if self.basis.moduli()[i] != basis.moduli()[k] {
+                return Err(Error::InvalidBasis {
+                    reason: "selected limb has another modulus",
+                });
+            }
+            data.extend_from_slice(limb);
+        }
+        Ok(Self::from_raw(basis, data))
+    }
+
+    /// Overwrites every residue with zero (for secret material before it is dropped).
+    pub fn zeroize(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.data);
+    }
+
     /// `self += other`.
     ///
     /// # Errors

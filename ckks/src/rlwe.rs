@@ -1,0 +1,358 @@
+//! RLWE keys, encryption, decryption and hybrid key switching. Nothing here is specific to CKKS
+//! encoding: the scheme layer above tracks scales and slots.
+//!
+//! Key switching follows the hybrid method: the Q primes are grouped in `dnum` digits of `|P|` primes;
+//! a switching key holds one RLWE encryption of `P T_i s'` per digit over `Q P`, where `T_i` is 1 modulo
+//! the primes of digit `i` and 0 modulo the others. Switching a polynomial `d` decomposes it into its
+//! digits (ModUp: fast basis extension of each digit to `Q_l P`), takes the inner product with the key
+//! and divides by `P` (ModDown).
+//!
+//! References:
+//! - K. Han, D. Ki, "Better Bootstrapping for Approximate Homomorphic Encryption", CT-RSA 2020
+//!   (<https://eprint.iacr.org/2019/688>): hybrid key switching with dnum digits.
+//! - J. H. Cheon et al., "A Full RNS Variant of Approximate Homomorphic Encryption", SAC 2018
+//!   (<https://eprint.iacr.org/2018/931>).
+
+use crate::error::{Error, Result};
+use crate::params::{Parameters, SecretDistribution};
+use crate::ring::basis::RingBasis;
+use crate::ring::sampling::{gaussian, ternary, ternary_hamming, uniform};
+use crate::ring::{Coeff, Ntt, RnsPoly};
+use rand_core::CryptoRng;
+use std::sync::Arc;
+
+/// The secret key `s`, over `Q_L P` in NTT form. Zeroized on drop; `Debug` prints no key material.
+/// It has no serialization: only its owner holds it.
+pub struct SecretKey {
+    params: Arc<Parameters>,
+    s: RnsPoly<Ntt>,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.s.zeroize();
+    }
+}
+
+/// A public key `(b, a) = (-a s + e, a)` over `Q_L`.
+#[derive(Clone, Debug)]
+pub struct PublicKey {
+    b: RnsPoly<Ntt>,
+    a: RnsPoly<Ntt>,
+}
+
+/// A key switching key from `s'` to `s`: one pair `(b_i, a_i)` over `Q_L P` per digit.
+#[derive(Clone, Debug)]
+pub struct SwitchingKey {
+    digits: Vec<(RnsPoly<Ntt>, RnsPoly<Ntt>)>,
+}
+
+impl SwitchingKey {
+    /// Number of digits (dnum).
+    pub fn dnum(&self) -> usize {
+        self.digits.len()
+    }
+}
+
+/// A ciphertext's polynomials, level and nothing else: `c_0 + c_1 s + c_2 s^2 + ... = m + e mod Q_l`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RlweCiphertext {
+    /// The components, over `Q_l` in NTT form.
+    pub c: Vec<RnsPoly<Ntt>>,
+}
+
+impl RlweCiphertext {
+    /// The level `l` (the components live over `Q_l`, `l + 1` primes).
+    pub fn level(&self) -> usize {
+        self.c
+            .first()
+            .map(|p| p.num_limbs().saturating_sub(1))
+            .unwrap_or(0)
+    }
+}
+
+/// The limbs of `Q_l P` inside a polynomial over `Q_L P`.
+fn qp_indices(params: &Parameters, level: usize) -> Vec<usize> {
+    let big_l = params.max_level();
+    (0..=level)
+        .chain(big_l + 1..big_l + 1 + params.p().len())
+        .collect()
+}
+
+/// The digits of `Q_l`: consecutive groups of `|P|` primes.
+pub fn digits_at_level(params: &Parameters, level: usize) -> Vec<std::ops::Range<usize>> {
+    let alpha = params.p().len();
+    (0..=level)
+        .step_by(alpha)
+        .map(|start| start..(start + alpha).min(level + 1))
+        .collect()
+}
+
+/// Generates every kind of key from one secret.
+#[derive(Debug)]
+pub struct KeyGenerator {
+    params: Arc<Parameters>,
+}
+
+impl KeyGenerator {
+    /// A key generator for `params`.
+    pub fn new(params: &Arc<Parameters>) -> Self {
+        Self {
+            params: params.clone(),
+        }
+    }
+
+    /// A fresh secret key from the distribution of the parameters.
+    ///
+    /// # Errors
+    /// Sampler errors (a Hamming weight above N).
+    pub fn gen_secret_key(&self, rng: &mut impl CryptoRng) -> Result<SecretKey> {
+        let n = self.params.n();
+        let coeffs = match self.params.literal().secret {
+            SecretDistribution::UniformTernary => ternary(n, rng),
+            SecretDistribution::SparseTernary { hamming_weight } => ternary_hamming(n, hamming_weight, rng)?,
+        };
+        let ring = self.params.ring_qp(self.params.max_level())?;
+        let s = RnsPoly::from_signed(ring, &coeffs)?.into_ntt();
+        Ok(SecretKey {
+            params: self.params.clone(),
+            s,
+        })
+    }
+
+    /// The secret restricted to the ring over `Q_l` (or `Q_l P` with `with_p`).
+    fn secret_at(&self, sk: &SecretKey, level: usize, with_p: bool) -> Result<RnsPoly<Ntt>> {
+        check_params(&self.params, &sk.params)?;
+        secret_at(sk, level, with_p)
+    }
+
+    /// A public key.
+    ///
+    /// # Errors
+    /// [`Error::ParameterMismatch`] for a key of other parameters.
+    pub fn gen_public_key(&self, sk: &SecretKey, rng: &mut impl CryptoRng) -> Result<PublicKey> {
+        let level = self.params.max_level();
+        let s = self.secret_at(sk, level, false)?;
+        let ring = self.params.ring_q(level)?;
+        let (b, a) = rlwe_sample(ring, &s, rng)?;
+        Ok(PublicKey { b, a })
+    }
+
+    /// A key switching key from `s_from` (given over `Q_L P`, NTT form) to `sk`.
+    fn gen_switching_key(
+        &self,
+        sk: &SecretKey,
+        s_from: &RnsPoly<Ntt>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<SwitchingKey> {
+        let params = &self.params;
+        let big_l = params.max_level();
+        let ring = params.ring_qp(big_l)?;
+        let s = self.secret_at(sk, big_l, true)?;
+        let n = params.n();
+        // P mod each q_j.
+        let p_mod_q: Vec<u64> = ring.moduli()[..=big_l]
+            .iter()
+            .map(|m| params.p().iter().fold(1u64, |acc, &p| m.mul(acc, m.reduce(p))))
+            .collect();
+        let mut digits = Vec::new();
+        for digit in digits_at_level(params, big_l) {
+            let (mut b, a) = rlwe_sample(ring, &s, rng)?;
+            // b += P T_i s': residues P s'_j on the digit's primes, zero elsewhere.
+            let mut gadget = RnsPoly::<Ntt>::zero(ring);
+            let mut data = gadget.as_slice().to_vec();
+            for j in digit.clone() {
+                let m = &ring.moduli()[j];
+                let (w, ws) = (p_mod_q[j], m.shoup(p_mod_q[j]));
+                let src = s_from.limb(j).ok_or(Error::InvalidBasis {
+                    reason: "secret limb",
+                })?;
+                for (dst, &v) in data[j * n..(j + 1) * n].iter_mut().zip(src) {
+                    *dst = m.mul_shoup(v, w, ws);
+                }
+            }
+            gadget = RnsPoly::from_limbs(ring, data)?;
+            b.add_assign(&gadget)?;
+            gadget.zeroize();
+            digits.push((b, a));
+        }
+        Ok(SwitchingKey { digits })
+    }
+
+    /// The relinearization key: switches `s^2` to `s`.
+    ///
+    /// # Errors
+    /// [`Error::ParameterMismatch`] for a key of other parameters.
+    pub fn gen_relin_key(&self, sk: &SecretKey, rng: &mut impl CryptoRng) -> Result<SwitchingKey> {
+        check_params(&self.params, &sk.params)?;
+        let mut s2 = sk.s.mul(&sk.s)?;
+        let key = self.gen_switching_key(sk, &s2, rng);
+        s2.zeroize();
+        key
+    }
+
+    /// The Galois key for `X -> X^g`: switches `s(X^g)` to `s`.
+    ///
+    /// # Errors
+    /// [`Error::ParameterMismatch`], [`Error::InvalidGaloisElement`].
+    pub fn gen_galois_key(&self, sk: &SecretKey, g: u64, rng: &mut impl CryptoRng) -> Result<SwitchingKey> {
+        check_params(&self.params, &sk.params)?;
+        let mut sg = sk.s.automorphism(g)?;
+        let key = self.gen_switching_key(sk, &sg, rng);
+        sg.zeroize();
+        key
+    }
+}
+
+fn check_params(a: &Arc<Parameters>, b: &Arc<Parameters>) -> Result<()> {
+    if Arc::ptr_eq(a, b) {
+        Ok(())
+    } else {
+        Err(Error::ParameterMismatch)
+    }
+}
+
+fn secret_at(sk: &SecretKey, level: usize, with_p: bool) -> Result<RnsPoly<Ntt>> {
+    let params = &sk.params;
+    if with_p {
+        sk.s.select_limbs(&qp_indices(params, level), params.ring_qp(level)?)
+    } else {
+        sk.s.select_limbs(&(0..=level).collect::<Vec<_>>(), params.ring_q(level)?)
+    }
+}
+
+/// `(b, a) = (-a s + e, a)` with `a` uniform and `e` Gaussian, over `ring`.
+fn rlwe_sample(
+    ring: &Arc<RingBasis>,
+    s: &RnsPoly<Ntt>,
+    rng: &mut impl CryptoRng,
+) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>)> {
+    let a: RnsPoly<Ntt> = uniform(ring, rng);
+    let e = RnsPoly::<Coeff>::from_signed(ring, &gaussian(ring.n(), rng))?.into_ntt();
+    let mut b = a.mul(s)?;
+    b.neg_assign();
+    b.add_assign(&e)?;
+    Ok((b, a))
+}
+
+/// Encrypts plaintext polynomials (already encoded, over `Q_l` in NTT form).
+#[derive(Debug)]
+pub enum Encryptor {
+    /// With the public key: anyone can encrypt.
+    Public(PublicKey),
+    /// With the secret key (smaller noise).
+    Secret(Arc<SecretKey>),
+}
+
+impl Encryptor {
+    /// Encrypts `m` (over `Q_l`, NTT form): `(c0, c1)` with `c0 + c1 s = m + e`.
+    ///
+    /// # Errors
+    /// [`Error::LevelOutOfRange`], [`Error::BasisMismatch`].
+    pub fn encrypt(&self, m: &RnsPoly<Ntt>, rng: &mut impl CryptoRng) -> Result<RlweCiphertext> {
+        let level = m.num_limbs().saturating_sub(1);
+        let ring = m.basis().clone();
+        match self {
+            Encryptor::Secret(sk) => {
+                let s = secret_at(sk, level, false)?;
+                ring.check_same(s.basis())?;
+                let (mut b, a) = rlwe_sample(&ring, &s, rng)?;
+                b.add_assign(m)?;
+                Ok(RlweCiphertext { c: vec![b, a] })
+            }
+            Encryptor::Public(pk) => {
+                let idx: Vec<usize> = (0..=level).collect();
+                let (pb, pa) = (pk.b.select_limbs(&idx, &ring)?, pk.a.select_limbs(&idx, &ring)?);
+                let n = ring.n();
+                let v = RnsPoly::<Coeff>::from_signed(&ring, &ternary(n, rng))?.into_ntt();
+                let e0 = RnsPoly::<Coeff>::from_signed(&ring, &gaussian(n, rng))?.into_ntt();
+                let e1 = RnsPoly::<Coeff>::from_signed(&ring, &gaussian(n, rng))?.into_ntt();
+                let mut c0 = pb.mul(&v)?;
+                c0.add_assign(&e0)?;
+                c0.add_assign(m)?;
+                let mut c1 = pa.mul(&v)?;
+                c1.add_assign(&e1)?;
+                Ok(RlweCiphertext { c: vec![c0, c1] })
+            }
+        }
+    }
+}
+
+/// Decrypts: `m + e = c_0 + c_1 s + c_2 s^2 + ...` over `Q_l`, NTT form.
+///
+/// # Errors
+/// [`Error::InvalidCiphertext`] for no component, ring errors for a ciphertext of other parameters.
+pub fn decrypt(sk: &SecretKey, ct: &RlweCiphertext) -> Result<RnsPoly<Ntt>> {
+    let first = ct.c.first().ok_or(Error::InvalidCiphertext {
+        reason: "no components",
+    })?;
+    let level = ct.level();
+    let s = secret_at(sk, level, false)?;
+    first.basis().check_same(s.basis())?;
+    // Horner: ((c_k s + c_{k-1}) s + ...) + c_0
+    let mut acc = ct.c.last().cloned().ok_or(Error::InvalidCiphertext {
+        reason: "no components",
+    })?;
+    for c in ct.c.iter().rev().skip(1) {
+        acc.mul_assign(&s)?;
+        acc.add_assign(c)?;
+    }
+    Ok(acc)
+}
+
+/// Key-switches `d` (over `Q_l`, NTT form) with `key`: returns `(u0, u1)` over `Q_l` with
+/// `u0 + u1 s = d s' + e_ks`.
+///
+/// # Errors
+/// [`Error::LevelOutOfRange`] or ring errors for mismatched inputs.
+pub fn key_switch(
+    params: &Parameters,
+    d: &RnsPoly<Ntt>,
+    key: &SwitchingKey,
+) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>)> {
+    let level = d.num_limbs().saturating_sub(1);
+    let ring_q = params.ring_q(level)?;
+    d.basis().check_same(ring_q)?;
+    let ring_qp = params.ring_qp(level)?;
+    let key_idx = qp_indices(params, level);
+    let n = params.n();
+    let d_coeff = d.clone().into_coeff();
+    let mut acc0 = RnsPoly::<Ntt>::zero(ring_qp);
+    let mut acc1 = RnsPoly::<Ntt>::zero(ring_qp);
+    let digits = digits_at_level(params, level);
+    if digits.len() > key.digits.len() {
+        return Err(Error::InvalidKey {
+            reason: "switching key has too few digits for this level",
+        });
+    }
+    for (digit, (kb, ka)) in digits.iter().zip(&key.digits) {
+        // ModUp: the digit's residues, extended to every other prime of Q_l P.
+        let digit_ring = RingBasis::from_tables(ring_qp.tables()[digit.clone()].to_vec())?;
+        let others: Vec<usize> = (0..ring_qp.len()).filter(|i| !digit.contains(i)).collect();
+        let other_ring =
+            RingBasis::from_tables(others.iter().map(|&i| ring_qp.tables()[i].clone()).collect())?;
+        let x = d_coeff.select_limbs(&digit.clone().collect::<Vec<_>>(), &digit_ring)?;
+        let ext = x
+            .extend_basis(&digit_ring.extender_to(&other_ring)?, &other_ring)?
+            .into_ntt();
+        let mut up = vec![0u64; n * ring_qp.len()];
+        for (k, &i) in others.iter().enumerate() {
+            up[i * n..(i + 1) * n]
+                .copy_from_slice(ext.limb(k).ok_or(Error::InvalidBasis { reason: "limb" })?);
+        }
+        for i in digit.clone() {
+            up[i * n..(i + 1) * n].copy_from_slice(d.limb(i).ok_or(Error::InvalidBasis { reason: "limb" })?);
+        }
+        let up = RnsPoly::<Ntt>::from_limbs(ring_qp, up)?;
+        acc0.mul_then_add_assign(&up, &kb.select_limbs(&key_idx, ring_qp)?)?;
+        acc1.mul_then_add_assign(&up, &ka.select_limbs(&key_idx, ring_qp)?)?;
+    }
+    let md = params.mod_down(level)?;
+    Ok((md.divide_round_ntt(&acc0)?, md.divide_round_ntt(&acc1)?))
+}

@@ -1,0 +1,198 @@
+//! End-to-end CKKS at toy parameters (N = 2^10, **insecure**, flagged `InsecureForTests`): every
+//! operation decrypts to the plaintext result within a bound derived from the scale.
+//!
+//! Bounds (scale 2^40, N = 2^10, |values| <= 1): a fresh encryption's error is bounded by
+//! ||e||_can / scale with ||e||_can <= ~ 6 sigma N (public-key encryption: v e + e0 + e1 s),
+//! i.e. 2^-24; we assert 2^-20. After a multiplication, relinearization and rescale the error is
+//! dominated by the rounding of the rescale and the key switch's noise divided by P, both below 2^-30,
+//! plus the input errors times |values| <= 1: we assert 2^-18.
+#![allow(clippy::unwrap_used, reason = "test fixtures fail loudly")]
+
+use ckks::params::Parameters;
+use ckks::ring::poly::{galois_element_for_conjugation, galois_element_for_rotation};
+use ckks::rlwe::{Encryptor, KeyGenerator};
+use ckks::scheme::evaluator::{
+    decrypt_ckks, Ciphertext, CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator,
+};
+use ckks::Error;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use rustfft::num_complex::Complex64;
+use std::sync::Arc;
+
+struct Ctx {
+    params: Arc<Parameters>,
+    enc: CkksEncoder,
+    sk: Arc<ckks::rlwe::SecretKey>,
+    pk_enc: CkksEncryptor,
+    eval: Evaluator,
+    rng: ChaCha20Rng,
+}
+
+fn ctx() -> Ctx {
+    let params = Parameters::toy(10, 3).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let kg = KeyGenerator::new(&params);
+    let sk = Arc::new(kg.gen_secret_key(&mut rng).unwrap());
+    let pk = kg.gen_public_key(&sk, &mut rng).unwrap();
+    let mut keys = EvaluationKeys {
+        relin: Some(kg.gen_relin_key(&sk, &mut rng).unwrap()),
+        ..Default::default()
+    };
+    for k in [1i64, 3, -2] {
+        let g = galois_element_for_rotation(k, params.n());
+        keys.galois
+            .insert(g, kg.gen_galois_key(&sk, g, &mut rng).unwrap());
+    }
+    let g = galois_element_for_conjugation(params.n());
+    keys.galois
+        .insert(g, kg.gen_galois_key(&sk, g, &mut rng).unwrap());
+    let eval = Evaluator::new(&params, Arc::new(keys));
+    let enc = CkksEncoder::new(&params).unwrap();
+    Ctx {
+        params,
+        enc,
+        sk,
+        pk_enc: CkksEncryptor(Encryptor::Public(pk)),
+        eval,
+        rng,
+    }
+}
+
+fn random_values(n: usize, seed: u64) -> Vec<Complex64> {
+    let mut s = seed | 1;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s % 2_000_001) as f64 / 1_000_000.0 - 1.0
+    };
+    (0..n).map(|_| Complex64::new(next(), next())).collect()
+}
+
+fn max_err(a: &[Complex64], b: &[Complex64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).norm()).fold(0.0, f64::max)
+}
+
+impl Ctx {
+    fn encrypt(&mut self, v: &[Complex64]) -> Ciphertext {
+        let pt = self
+            .enc
+            .encode(v, self.params.max_level(), self.params.default_scale())
+            .unwrap();
+        self.pk_enc.encrypt(&pt, &mut self.rng).unwrap()
+    }
+    fn decrypt(&self, ct: &Ciphertext) -> Vec<Complex64> {
+        self.enc.decode(&decrypt_ckks(&self.sk, ct).unwrap()).unwrap()
+    }
+}
+
+#[test]
+fn encrypt_decrypt_public_and_secret_key() {
+    let mut c = ctx();
+    let v = random_values(512, 1);
+    let ct = c.encrypt(&v);
+    let err = max_err(&v, &c.decrypt(&ct));
+    eprintln!("fresh public-key encryption: log2 error {:.1}", err.log2());
+    assert!(err < 2f64.powi(-20), "error {err}");
+    let sk_enc = CkksEncryptor(Encryptor::Secret(c.sk.clone()));
+    let pt = c.enc.encode(&v, 2, c.params.default_scale()).unwrap();
+    let ct = sk_enc.encrypt(&pt, &mut c.rng).unwrap();
+    assert_eq!(ct.level(), 2);
+    assert!(max_err(&v, &c.decrypt(&ct)) < 2f64.powi(-20));
+}
+
+#[test]
+fn add_sub_mul_plain() {
+    let mut c = ctx();
+    let (x, y) = (random_values(512, 2), random_values(512, 3));
+    let (cx, cy) = (c.encrypt(&x), c.encrypt(&y));
+    let sum: Vec<Complex64> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
+    let diff: Vec<Complex64> = x.iter().zip(&y).map(|(a, b)| a - b).collect();
+    assert!(max_err(&sum, &c.decrypt(&c.eval.add(&cx, &cy).unwrap())) < 2f64.powi(-19));
+    assert!(max_err(&diff, &c.decrypt(&c.eval.sub(&cx, &cy).unwrap())) < 2f64.powi(-19));
+    let pt = c
+        .enc
+        .encode(&y, c.params.max_level(), c.params.default_scale())
+        .unwrap();
+    let prod = c.eval.rescale(&c.eval.mul_plain(&cx, &pt).unwrap()).unwrap();
+    let expected: Vec<Complex64> = x.iter().zip(&y).map(|(a, b)| a * b).collect();
+    assert!(max_err(&expected, &c.decrypt(&prod)) < 2f64.powi(-18));
+}
+
+#[test]
+fn multiply_relinearize_rescale_at_every_level() {
+    let mut c = ctx();
+    let x = random_values(512, 4);
+    let mut ct = c.encrypt(&x);
+    let mut expected = x.clone();
+    // Square three times: every key switch happens at a different level.
+    for step in 0..3 {
+        ct = c.eval.rescale(&c.eval.mul_relin(&ct, &ct).unwrap()).unwrap();
+        expected = expected.iter().map(|v| v * v).collect();
+        let err = max_err(&expected, &c.decrypt(&ct));
+        eprintln!(
+            "after squaring {}: level {}, log2 error {:.1}",
+            step + 1,
+            ct.level(),
+            err.log2()
+        );
+        assert!(err < 2f64.powi(-18 + 2 * step), "step {step}: error {err}");
+    }
+    assert_eq!(ct.level(), 0);
+    assert!(matches!(c.eval.rescale(&ct), Err(Error::LevelOutOfRange { .. })));
+}
+
+#[test]
+fn rotations_and_conjugation() {
+    let mut c = ctx();
+    let x = random_values(512, 5);
+    let ct = c.encrypt(&x);
+    for k in [1i64, 3, -2] {
+        let rotated = c.decrypt(&c.eval.rotate(&ct, k).unwrap());
+        let expected: Vec<Complex64> = (0..512)
+            .map(|i| x[(i as i64 + k).rem_euclid(512) as usize])
+            .collect();
+        let err = max_err(&expected, &rotated);
+        assert!(err < 2f64.powi(-18), "rotation by {k}: error {err}");
+    }
+    let conj = c.decrypt(&c.eval.conjugate(&ct).unwrap());
+    let expected: Vec<Complex64> = x.iter().map(|v| v.conj()).collect();
+    assert!(max_err(&expected, &conj) < 2f64.powi(-18));
+    // Rotation at a lower level uses the same key.
+    let low = c.eval.rescale(&c.eval.mul_relin(&ct, &ct).unwrap()).unwrap();
+    let sq: Vec<Complex64> = x.iter().map(|v| v * v).collect();
+    let expected: Vec<Complex64> = (0..512).map(|i| sq[(i + 1) % 512]).collect();
+    assert!(max_err(&expected, &c.decrypt(&c.eval.rotate(&low, 1).unwrap())) < 2f64.powi(-17));
+}
+
+#[test]
+fn mismatches_are_typed_errors() {
+    let mut c = ctx();
+    let x = random_values(512, 6);
+    let ct = c.encrypt(&x);
+    let low = c.eval.rescale(&c.eval.mul_relin(&ct, &ct).unwrap()).unwrap();
+    assert!(matches!(
+        c.eval.add(&ct, &low),
+        Err(Error::LevelMismatch { left: 3, right: 2 })
+    ));
+    let pt = c.enc.encode(&x, 3, 2f64.powi(30)).unwrap();
+    let other_scale = c.pk_enc.encrypt(&pt, &mut c.rng).unwrap();
+    assert!(matches!(
+        c.eval.add(&ct, &other_scale),
+        Err(Error::ScaleMismatch { .. })
+    ));
+    assert!(matches!(
+        c.eval.rotate(&ct, 5),
+        Err(Error::MissingGaloisKey { .. })
+    ));
+    let no_keys = Evaluator::new(&c.params, Arc::new(EvaluationKeys::default()));
+    assert!(matches!(
+        no_keys.mul_relin(&ct, &ct),
+        Err(Error::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        c.enc.encode(&x, 9, 1.0),
+        Err(Error::LevelOutOfRange { .. })
+    ));
+}
