@@ -196,3 +196,44 @@ fn mismatches_are_typed_errors() {
         Err(Error::LevelOutOfRange { .. })
     ));
 }
+
+#[test]
+#[ignore = "secure N = 2^16 preset: a few seconds in release (cargo test --release -- --ignored)"]
+fn secure_preset_encrypt_multiply_rescale_rotate_decrypt() {
+    let params = Parameters::n16_depth24().unwrap();
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let kg = KeyGenerator::new(&params);
+    let sk = kg.gen_secret_key(&mut rng).unwrap();
+    let pk = kg.gen_public_key(&sk, &mut rng).unwrap();
+    let g = galois_element_for_rotation(1, params.n());
+    let mut keys = EvaluationKeys {
+        relin: Some(kg.gen_relin_key(&sk, &mut rng).unwrap()),
+        ..Default::default()
+    };
+    keys.galois
+        .insert(g, kg.gen_galois_key(&sk, g, &mut rng).unwrap());
+    let eval = Evaluator::new(&params, Arc::new(keys));
+    let enc = CkksEncoder::new(&params).unwrap();
+    let slots = params.max_slots();
+    let (x, y) = (random_values(slots, 11), random_values(slots, 12));
+    let level = params.max_level();
+    let encryptor = CkksEncryptor(Encryptor::Public(pk));
+    let cx = encryptor
+        .encrypt(&enc.encode(&x, level, params.default_scale()).unwrap(), &mut rng)
+        .unwrap();
+    let cy = encryptor
+        .encrypt(&enc.encode(&y, level, params.default_scale()).unwrap(), &mut rng)
+        .unwrap();
+    let prod = eval.rescale(&eval.mul_relin(&cx, &cy).unwrap()).unwrap();
+    let rotated = eval.rotate(&prod, 1).unwrap();
+    let got = enc.decode(&decrypt_ckks(&sk, &rotated).unwrap()).unwrap();
+    let expected: Vec<Complex64> = (0..slots)
+        .map(|i| x[(i + 1) % slots] * y[(i + 1) % slots])
+        .collect();
+    let bits = -max_err(&expected, &got).log2();
+    eprintln!(
+        "N = 2^16, log QP = {:.0}: x*y rotated by 1, precision {bits:.1} bits (max error)",
+        params.log_qp()
+    );
+    assert!(bits > 20.0, "precision {bits} bits");
+}
