@@ -14,7 +14,8 @@
 //!   (<https://eprint.iacr.org/2018/931>).
 
 use crate::error::{Error, Result};
-use crate::params::{Parameters, SecretDistribution};
+use crate::params::{digits_at_level, Parameters, SecretDistribution};
+use crate::ring::accumulator::ProductAccumulator;
 use crate::ring::basis::RingBasis;
 use crate::ring::sampling::{gaussian, ternary, ternary_hamming, uniform};
 use crate::ring::{Coeff, Ntt, RnsPoly};
@@ -82,15 +83,6 @@ fn qp_indices(params: &Parameters, level: usize) -> Vec<usize> {
     let big_l = params.max_level();
     (0..=level)
         .chain(big_l + 1..big_l + 1 + params.p().len())
-        .collect()
-}
-
-/// The digits of `Q_l`: consecutive groups of `|P|` primes.
-pub fn digits_at_level(params: &Parameters, level: usize) -> Vec<std::ops::Range<usize>> {
-    let alpha = params.p().len();
-    (0..=level)
-        .step_by(alpha)
-        .map(|start| start..(start + alpha).min(level + 1))
         .collect()
 }
 
@@ -162,7 +154,7 @@ impl KeyGenerator {
             .map(|m| params.p().iter().fold(1u64, |acc, &p| m.mul(acc, m.reduce(p))))
             .collect();
         let mut digits = Vec::new();
-        for digit in digits_at_level(params, big_l) {
+        for digit in digits_at_level(big_l, params.p().len()) {
             let (mut b, a) = rlwe_sample(ring, &s, rng)?;
             // b += P T_i s': residues P s'_j on the digit's primes, zero elsewhere.
             let mut gadget = RnsPoly::<Ntt>::zero(ring);
@@ -309,50 +301,48 @@ pub fn decrypt(sk: &SecretKey, ct: &RlweCiphertext) -> Result<RnsPoly<Ntt>> {
 /// Key-switches `d` (over `Q_l`, NTT form) with `key`: returns `(u0, u1)` over `Q_l` with
 /// `u0 + u1 s = d s' + e_ks`.
 ///
+/// Steps: 1. `d` to coefficient form; 2. per digit, ModUp: extend the digit's residues to every other
+/// prime of `Q_l P` and transform them (the digit's own limbs are `d`'s NTT limbs); 3. accumulate the
+/// products with the key's limbs of `Q_l P`, unreduced; 4. ModDown: divide both sums by `P`.
+///
 /// # Errors
-/// [`Error::LevelOutOfRange`] or ring errors for mismatched inputs.
+/// [`Error::LevelOutOfRange`], [`Error::InvalidKey`] or ring errors for mismatched inputs.
 pub fn key_switch(
     params: &Parameters,
     d: &RnsPoly<Ntt>,
     key: &SwitchingKey,
 ) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>)> {
     let level = d.num_limbs().saturating_sub(1);
-    let ring_q = params.ring_q(level)?;
-    d.basis().check_same(ring_q)?;
+    d.basis().check_same(params.ring_q(level)?)?;
     let ring_qp = params.ring_qp(level)?;
     let key_idx = qp_indices(params, level);
-    let n = params.n();
-    let d_coeff = d.clone().into_coeff();
-    let mut acc0 = RnsPoly::<Ntt>::zero(ring_qp);
-    let mut acc1 = RnsPoly::<Ntt>::zero(ring_qp);
-    let digits = digits_at_level(params, level);
-    if digits.len() > key.digits.len() {
+    let plan = params.mod_up(level)?;
+    if plan.len() > key.digits.len() {
         return Err(Error::InvalidKey {
             reason: "switching key has too few digits for this level",
         });
     }
-    for (digit, (kb, ka)) in digits.iter().zip(&key.digits) {
-        // ModUp: the digit's residues, extended to every other prime of Q_l P.
-        let digit_ring = RingBasis::from_tables(ring_qp.tables()[digit.clone()].to_vec())?;
-        let others: Vec<usize> = (0..ring_qp.len()).filter(|i| !digit.contains(i)).collect();
-        let other_ring =
-            RingBasis::from_tables(others.iter().map(|&i| ring_qp.tables()[i].clone()).collect())?;
-        let x = d_coeff.select_limbs(&digit.clone().collect::<Vec<_>>(), &digit_ring)?;
-        let ext = x
-            .extend_basis(&digit_ring.extender_to(&other_ring)?, &other_ring)?
-            .into_ntt();
+    let n = params.n();
+    let d_coeff = d.clone().into_coeff();
+    let mut acc0 = ProductAccumulator::new(ring_qp);
+    let mut acc1 = ProductAccumulator::new(ring_qp);
+    for (digit, (kb, ka)) in plan.iter().zip(&key.digits) {
+        let x = d_coeff.select_limbs(&digit.digit.clone().collect::<Vec<_>>(), &digit.digit_ring)?;
+        let ext = x.extend_basis(&digit.ext, &digit.other_ring)?.into_ntt();
         let mut up = vec![0u64; n * ring_qp.len()];
-        for (k, &i) in others.iter().enumerate() {
-            up[i * n..(i + 1) * n]
-                .copy_from_slice(ext.limb(k).ok_or(Error::InvalidBasis { reason: "limb" })?);
+        for (k, &i) in digit.others.iter().enumerate() {
+            up[i * n..(i + 1) * n].copy_from_slice(&ext.as_slice()[k * n..(k + 1) * n]);
         }
-        for i in digit.clone() {
-            up[i * n..(i + 1) * n].copy_from_slice(d.limb(i).ok_or(Error::InvalidBasis { reason: "limb" })?);
+        for i in digit.digit.clone() {
+            up[i * n..(i + 1) * n].copy_from_slice(&d.as_slice()[i * n..(i + 1) * n]);
         }
         let up = RnsPoly::<Ntt>::from_limbs(ring_qp, up)?;
-        acc0.mul_then_add_assign(&up, &kb.select_limbs(&key_idx, ring_qp)?)?;
-        acc1.mul_then_add_assign(&up, &ka.select_limbs(&key_idx, ring_qp)?)?;
+        acc0.add_product(&up, kb, &key_idx)?;
+        acc1.add_product(&up, ka, &key_idx)?;
     }
     let md = params.mod_down(level)?;
-    Ok((md.divide_round_ntt(&acc0)?, md.divide_round_ntt(&acc1)?))
+    Ok((
+        md.divide_round_ntt(&acc0.finish())?,
+        md.divide_round_ntt(&acc1.finish())?,
+    ))
 }

@@ -237,3 +237,29 @@ fn secure_preset_encrypt_multiply_rescale_rotate_decrypt() {
     );
     assert!(bits > 20.0, "precision {bits} bits");
 }
+
+/// Key switching adds noise of a few units per coefficient, unbiased: after a rotation of a
+/// secret-key encryption (fresh noise about 2^-33 here) the error stays near 2^-31. The bound 2^-29
+/// fails if ModDown's rounding is biased (an approximate basis extension adds the same offset to
+/// every coefficient, which concentrates near the root 1 and costs about 2^-25 here).
+#[test]
+fn rotation_noise_is_small_and_unbiased() {
+    let mut c = ctx();
+    let x = random_values(512, 8);
+    let sk_enc = CkksEncryptor(Encryptor::Secret(c.sk.clone()));
+    let pt = c
+        .enc
+        .encode(&x, c.params.max_level(), c.params.default_scale())
+        .unwrap();
+    let ct = sk_enc.encrypt(&pt, &mut c.rng).unwrap();
+    let fresh = max_err(&x, &c.decrypt(&ct));
+    let rotated = c.decrypt(&c.eval.rotate(&ct, 1).unwrap());
+    let expected: Vec<Complex64> = (0..512).map(|i| x[(i + 1) % 512]).collect();
+    let err = max_err(&expected, &rotated);
+    eprintln!(
+        "secret-key fresh: 2^{:.1}; rotated: 2^{:.1}",
+        fresh.log2(),
+        err.log2()
+    );
+    assert!(err < 2f64.powi(-29), "rotation error 2^{:.1}", err.log2());
+}

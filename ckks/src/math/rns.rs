@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::math::modulus::Modulus;
 use num_bigint::BigUint;
 use num_traits::{One, Zero};
+use rayon::prelude::*;
 
 /// A list of pairwise distinct prime moduli `q_0, ..., q_{k-1}` with CRT constants.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +137,10 @@ pub struct BasisExtender {
     to: RnsBasis,
     /// (Q/q_i) mod p_j, indexed [j][i].
     q_hat_mod_p: Vec<Vec<u64>>,
+    /// Q mod p_j, to subtract the overflow `alpha Q` in the exact variant.
+    q_mod_p: Vec<u64>,
+    /// 1 / q_i in floating point, to estimate `alpha`.
+    inv_q: Vec<f64>,
 }
 
 impl BasisExtender {
@@ -174,10 +179,18 @@ impl BasisExtender {
                     .collect()
             })
             .collect();
+        let q_mod_p = to
+            .moduli()
+            .iter()
+            .map(|p| from.moduli().iter().fold(1u64, |acc, q| p.mul(acc, q.value())))
+            .collect();
+        let inv_q = from.moduli().iter().map(|q| 1.0 / q.value() as f64).collect();
         Ok(Self {
             from: from.clone(),
             to: to.clone(),
             q_hat_mod_p,
+            q_mod_p,
+            inv_q,
         })
     }
 
@@ -192,11 +205,29 @@ impl BasisExtender {
     }
 
     /// Extends `n` coefficients given as `from.len()` limbs (`input`, limb-major, values `< q_i`) to
-    /// `to.len()` limbs written into `output` (limb-major).
+    /// `to.len()` limbs written into `output` (limb-major): `x + alpha Q` with `0 <= alpha < |Q|`.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] when the slice lengths do not match `n` and the bases.
     pub fn extend(&self, input: &[u64], output: &mut [u64], n: usize) -> Result<()> {
+        self.extend_impl(input, output, n, false)
+    }
+
+    /// As [`BasisExtender::extend`], but exact for the centered representative: the output is
+    /// `x_c mod p_j` where `x_c in [-Q/2, Q/2)` is congruent to `x`. The overflow
+    /// `alpha = round(sum_i y_i / q_i)` is computed in floating point; it can be off by one only when
+    /// `x / Q` lies within about `|Q| 2^-52` of one half, i.e. when both representatives are equally
+    /// valid roundings. Exactness keeps ModDown's error unbiased: the approximate extension adds
+    /// `alpha`, of mean `(|Q| - 1) / 2`, to every coefficient, and a constant offset on every
+    /// coefficient concentrates in the slots next to the root 1 once multiplied by the secret.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] when the slice lengths do not match `n` and the bases.
+    pub fn extend_centered(&self, input: &[u64], output: &mut [u64], n: usize) -> Result<()> {
+        self.extend_impl(input, output, n, true)
+    }
+
+    fn extend_impl(&self, input: &[u64], output: &mut [u64], n: usize, exact: bool) -> Result<()> {
         if input.len() != n * self.from.len() {
             return Err(Error::LengthMismatch {
                 expected: n * self.from.len(),
@@ -218,7 +249,23 @@ impl BasisExtender {
                 *yc = m.mul_shoup(xc, w, ws);
             }
         }
-        for (j, ol) in output.chunks_exact_mut(n).enumerate() {
+        // alpha = round(sum_i y_i / q_i) per coefficient, for the centered variant.
+        let alpha: Vec<u64> = if exact {
+            (0..n)
+                .map(|c| {
+                    let sum: f64 = self
+                        .inv_q
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &iq)| y[i * n + c] as f64 * iq)
+                        .sum();
+                    (sum + 0.5).floor() as u64
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let one_limb = |j: usize, ol: &mut [u64]| {
             let p = &self.to.moduli[j];
             let consts = &self.q_hat_mod_p[j];
             for (c, oc) in ol.iter_mut().enumerate() {
@@ -227,8 +274,24 @@ impl BasisExtender {
                 for (i, &k) in consts.iter().enumerate() {
                     acc += y[i * n + c] as u128 * k as u128;
                 }
-                *oc = p.reduce_u128(acc);
+                let v = p.reduce_u128(acc);
+                *oc = match alpha.get(c) {
+                    Some(&a) => p.sub(v, p.mul(a, self.q_mod_p[j])),
+                    None => v,
+                };
             }
+        };
+        // Output limbs are independent: spread them over threads when there is enough work.
+        if output.len() * self.from.len() >= 1 << 16 {
+            output
+                .par_chunks_exact_mut(n)
+                .enumerate()
+                .for_each(|(j, ol)| one_limb(j, ol));
+        } else {
+            output
+                .chunks_exact_mut(n)
+                .enumerate()
+                .for_each(|(j, ol)| one_limb(j, ol));
         }
         Ok(())
     }
@@ -260,6 +323,37 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn centered_extension_is_exact(k in 1usize..8, l in 1usize..4, seed: u64, log_n in 3u32..13) {
+            let n = 1usize << log_n;
+            let primes = ntt_primes_below(61, 1 << 13, k + l).unwrap();
+            let from = RnsBasis::new(&primes[..k]).unwrap();
+            let to = RnsBasis::new(&primes[k..]).unwrap();
+            let ext = BasisExtender::new(&from, &to).unwrap();
+            let mut s = seed | 1;
+            let input: Vec<u64> = (0..n * k).map(|idx| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let q = from.moduli()[idx / n].value();
+                match idx % 5 { 0 => 0, 1 => q - 1, _ => (s >> 3) % q }
+            }).collect();
+            let mut out = vec![0u64; n * l];
+            ext.extend_centered(&input, &mut out, n).unwrap();
+            // Check a sample of coefficients against big-integer CRT (all of them for small n).
+            for c in (0..n).step_by((n / 64).max(1)) {
+                let x = from.reconstruct(&(0..k).map(|i| input[i * n + c]).collect::<Vec<_>>()).unwrap();
+                let got: Vec<u64> = (0..l).map(|j| out[j * n + c]).collect();
+                // x_c = x - Q when x >= Q/2, as residues: (x + (p - Q mod p)) mod p.
+                let big_q = from.product();
+                let expected: Vec<u64> = if &x + &x >= big_q {
+                    to.moduli().iter().zip(to.decompose(&x)).zip(to.decompose(&big_q))
+                        .map(|((p, a), b)| p.sub(a, b)).collect()
+                } else {
+                    to.decompose(&x)
+                };
+                prop_assert_eq!(expected, got);
+            }
+        }
+
         #[test]
         fn crt_round_trip(k in 1usize..6, digits in prop::collection::vec(any::<u64>(), 6)) {
             let basis = RnsBasis::new(&ntt_primes_below(60, 1024, k).unwrap()).unwrap();

@@ -5,6 +5,7 @@ pub mod security;
 
 use crate::error::{Error, Result};
 use crate::math::primes::{ntt_primes_below, ntt_primes_near};
+use crate::math::rns::BasisExtender;
 use crate::ring::basis::RingBasis;
 use crate::ring::poly::TailDivider;
 use std::sync::Arc;
@@ -47,6 +48,31 @@ pub struct ParametersLiteral {
     pub security: SecurityLevel,
 }
 
+/// One digit of the hybrid key-switching decomposition at one level: a run of consecutive Q primes
+/// and the fast basis extension from them to every other prime of `Q_l P` (ModUp). Limb indices
+/// refer to the ring `Q_l P`.
+#[derive(Debug)]
+pub struct ModUpDigit {
+    /// The digit's limbs.
+    pub digit: std::ops::Range<usize>,
+    /// The other limbs of `Q_l P`, in order.
+    pub others: Vec<usize>,
+    /// The ring over the digit's primes.
+    pub digit_ring: Arc<RingBasis>,
+    /// The ring over the other primes.
+    pub other_ring: Arc<RingBasis>,
+    /// Extension from `digit_ring` to `other_ring`.
+    pub ext: BasisExtender,
+}
+
+/// The digits of `Q_l` when each holds `alpha` consecutive primes (the last one may be shorter).
+pub fn digits_at_level(level: usize, alpha: usize) -> Vec<std::ops::Range<usize>> {
+    (0..=level)
+        .step_by(alpha.max(1))
+        .map(|start| start..(start + alpha.max(1)).min(level + 1))
+        .collect()
+}
+
 /// A checked, immutable CKKS parameter set.
 #[derive(Debug)]
 pub struct Parameters {
@@ -63,6 +89,8 @@ pub struct Parameters {
     rescalers: Vec<Option<TailDivider>>,
     /// Division by P with rounding from Q_l P to Q_l, for each level l.
     mod_down: Vec<TailDivider>,
+    /// The digits of the hybrid decomposition at each level, with their ModUp extenders.
+    mod_up: Vec<Vec<ModUpDigit>>,
     log_qp: f64,
 }
 
@@ -161,6 +189,29 @@ impl Parameters {
             .iter()
             .map(|r| TailDivider::new(r, p.len()))
             .collect::<Result<Vec<_>>>()?;
+        let mod_up = ring_qp
+            .iter()
+            .enumerate()
+            .map(|(level, r)| {
+                digits_at_level(level, p.len())
+                    .into_iter()
+                    .map(|digit| {
+                        let digit_ring = r.sub_basis(digit.clone())?;
+                        let others: Vec<usize> = (0..r.len()).filter(|i| !digit.contains(i)).collect();
+                        let other_ring =
+                            RingBasis::from_tables(others.iter().map(|&i| r.tables()[i].clone()).collect())?;
+                        let ext = digit_ring.extender_to(&other_ring)?;
+                        Ok(ModUpDigit {
+                            digit,
+                            others,
+                            digit_ring,
+                            other_ring,
+                            ext,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(Self {
             literal,
             q,
@@ -170,6 +221,7 @@ impl Parameters {
             ring_qp,
             rescalers,
             mod_down,
+            mod_up,
             log_qp,
         }))
     }
@@ -264,6 +316,25 @@ impl Parameters {
             level,
             max: self.max_level(),
         })
+    }
+
+    /// The digits of the hybrid decomposition at `level`, with their ModUp extenders.
+    ///
+    /// # Errors
+    /// [`Error::LevelOutOfRange`] for `level > L`.
+    pub fn mod_up(&self, level: usize) -> Result<&[ModUpDigit]> {
+        self.mod_up
+            .get(level)
+            .map(|v| v.as_slice())
+            .ok_or(Error::LevelOutOfRange {
+                level,
+                max: self.max_level(),
+            })
+    }
+
+    /// The number of digits at the top level (dnum).
+    pub fn dnum(&self) -> usize {
+        self.q.len().div_ceil(self.p.len())
     }
 
     /// A toy set for fast tests: N = 2^`log_n`, q_0 of 50 bits, `levels` scaling primes of 40 bits,

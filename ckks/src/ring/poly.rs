@@ -609,18 +609,17 @@ pub fn ntt_automorphism_permutation(g: u64, n: usize) -> Result<Vec<usize>> {
 }
 
 /// Precomputed exact division with rounding by the product `P` of the last limbs of a ring:
-/// `round(x / P)` over the remaining limbs. With one tail limb this is CKKS rescaling (exact);
-/// with the special primes as the tail it is the ModDown of hybrid key switching, exact up to the
-/// fast basis extension's `alpha` (the result is `round(x / P) - alpha`, `0 <= alpha < |tail|`).
+/// `round(x / P) = floor((x + floor(P/2)) / P)` over the remaining limbs. With one tail limb this is
+/// CKKS rescaling; with the special primes as the tail it is the ModDown of hybrid key switching.
+/// Both use the centered exact basis extension ([`BasisExtender::extend_centered`]): the result is
+/// `(x - x_c) / P` with `x_c` the centered residue of `x` mod P, which is `round(x / P)` except
+/// within about `2^-52` of a tie, where either rounding is as good.
 #[derive(Debug, Clone)]
 pub struct TailDivider {
     full: Arc<RingBasis>,
     head: Arc<RingBasis>,
     tail: Arc<RingBasis>,
     ext: BasisExtender,
-    /// floor(P/2) mod each head and tail prime.
-    half_head: Vec<u64>,
-    half_tail: Vec<u64>,
     /// P^-1 mod each head prime, with Shoup companions.
     p_inv: Vec<u64>,
     p_inv_s: Vec<u64>,
@@ -642,9 +641,6 @@ impl TailDivider {
         let tail_b = full.sub_basis(k - tail..k)?;
         let ext = tail_b.extender_to(&head)?;
         let p = tail_b.rns().product();
-        let half = &p >> 1;
-        let half_head = head.rns().decompose(&half);
-        let half_tail = tail_b.rns().decompose(&half);
         let p_res = head.rns().decompose(&p);
         let p_inv = head
             .moduli()
@@ -662,8 +658,6 @@ impl TailDivider {
             head,
             tail: tail_b,
             ext,
-            half_head,
-            half_tail,
             p_inv,
             p_inv_s,
         })
@@ -679,25 +673,11 @@ impl TailDivider {
         &self.full
     }
 
-    /// `ext([x_tail + floor(P/2)]_P) - floor(P/2)` over the head, in coefficient form. Rounding adds
-    /// `floor(P/2)` to every coefficient, which in NTT form is not a constant, so it is folded in here.
-    fn extended_tail(&self, tail_coeffs: Vec<u64>) -> Result<Vec<u64>> {
+    /// The centered residue `x_c` of `x` mod P, from the tail limbs (coefficient form), over the head.
+    fn extended_tail(&self, tail_coeffs: &[u64]) -> Result<Vec<u64>> {
         let n = self.head.n();
-        let mut t = tail_coeffs;
-        for (limb, (m, &h)) in t
-            .chunks_exact_mut(n)
-            .zip(self.tail.moduli().iter().zip(&self.half_tail))
-        {
-            limb.iter_mut().for_each(|x| *x = m.add(*x, h));
-        }
         let mut out = vec![0u64; n * self.head.len()];
-        self.ext.extend(&t, &mut out, n)?;
-        for (limb, (m, &h)) in out
-            .chunks_exact_mut(n)
-            .zip(self.head.moduli().iter().zip(&self.half_head))
-        {
-            limb.iter_mut().for_each(|x| *x = m.sub(*x, h));
-        }
+        self.ext.extend_centered(tail_coeffs, &mut out, n)?;
         Ok(out)
     }
 
@@ -722,7 +702,7 @@ impl TailDivider {
         self.full.check_same(&x.basis)?;
         let n = self.head.n();
         let split = n * self.head.len();
-        let ext = self.extended_tail(x.data[split..].to_vec())?;
+        let ext = self.extended_tail(&x.data[split..])?;
         let mut head = x.data[..split].to_vec();
         self.finish(&mut head, &ext);
         Ok(RnsPoly::from_raw(&self.head, head))
@@ -740,7 +720,7 @@ impl TailDivider {
         let mut tail = x.data[split..].to_vec();
         let tail_tables = self.tail.tables();
         for_each_limb(&mut tail, n, |i, a| tail_tables[i].inverse_unchecked(a));
-        let mut ext = self.extended_tail(tail)?;
+        let mut ext = self.extended_tail(&tail)?;
         let head_tables = self.head.tables();
         for_each_limb(&mut ext, n, |i, a| head_tables[i].forward_unchecked(a));
         let mut head = x.data[..split].to_vec();
