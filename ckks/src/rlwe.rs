@@ -298,35 +298,33 @@ pub fn decrypt(sk: &SecretKey, ct: &RlweCiphertext) -> Result<RnsPoly<Ntt>> {
     Ok(acc)
 }
 
-/// Key-switches `d` (over `Q_l`, NTT form) with `key`: returns `(u0, u1)` over `Q_l` with
-/// `u0 + u1 s = d s' + e_ks`.
-///
-/// Steps: 1. `d` to coefficient form; 2. per digit, ModUp: extend the digit's residues to every other
-/// prime of `Q_l P` and transform them (the digit's own limbs are `d`'s NTT limbs); 3. accumulate the
-/// products with the key's limbs of `Q_l P`, unreduced; 4. ModDown: divide both sums by `P`.
+/// A polynomial decomposed for key switching (the ModUp of every digit, over `Q_l P`, NTT form).
+/// Computing it is most of a key switch's cost; hoisting computes it once for many rotations.
+#[derive(Clone, Debug)]
+pub struct Decomposed {
+    level: usize,
+    digits: Vec<RnsPoly<Ntt>>,
+}
+
+impl Decomposed {
+    /// The level of the decomposed polynomial.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+}
+
+/// ModUp: splits `d` (over `Q_l`, NTT form) into its digits and extends each to `Q_l P`.
 ///
 /// # Errors
-/// [`Error::LevelOutOfRange`], [`Error::InvalidKey`] or ring errors for mismatched inputs.
-pub fn key_switch(
-    params: &Parameters,
-    d: &RnsPoly<Ntt>,
-    key: &SwitchingKey,
-) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>)> {
+/// [`Error::LevelOutOfRange`] or ring errors for a polynomial of other parameters.
+pub fn decompose(params: &Parameters, d: &RnsPoly<Ntt>) -> Result<Decomposed> {
     let level = d.num_limbs().saturating_sub(1);
     d.basis().check_same(params.ring_q(level)?)?;
     let ring_qp = params.ring_qp(level)?;
-    let key_idx = qp_indices(params, level);
-    let plan = params.mod_up(level)?;
-    if plan.len() > key.digits.len() {
-        return Err(Error::InvalidKey {
-            reason: "switching key has too few digits for this level",
-        });
-    }
     let n = params.n();
     let d_coeff = d.clone().into_coeff();
-    let mut acc0 = ProductAccumulator::new(ring_qp);
-    let mut acc1 = ProductAccumulator::new(ring_qp);
-    for (digit, (kb, ka)) in plan.iter().zip(&key.digits) {
+    let mut digits = Vec::new();
+    for digit in params.mod_up(level)? {
         let x = d_coeff.select_limbs(&digit.digit.clone().collect::<Vec<_>>(), &digit.digit_ring)?;
         let ext = x.extend_basis(&digit.ext, &digit.other_ring)?.into_ntt();
         let mut up = vec![0u64; n * ring_qp.len()];
@@ -336,13 +334,66 @@ pub fn key_switch(
         for i in digit.digit.clone() {
             up[i * n..(i + 1) * n].copy_from_slice(&d.as_slice()[i * n..(i + 1) * n]);
         }
-        let up = RnsPoly::<Ntt>::from_limbs(ring_qp, up)?;
-        acc0.add_product(&up, kb, &key_idx)?;
-        acc1.add_product(&up, ka, &key_idx)?;
+        digits.push(RnsPoly::<Ntt>::from_limbs(ring_qp, up)?);
+    }
+    Ok(Decomposed { level, digits })
+}
+
+/// The inner product of a decomposition with a switching key, then ModDown. With `galois = Some(g)`
+/// the automorphism `X -> X^g` is applied to each digit first: since it permutes and negates
+/// coefficients, `sigma_g(ModUp(d))` is a valid ModUp of `sigma_g(d)` (same digits, same size of the
+/// overflow), which is what makes hoisting correct.
+///
+/// # Errors
+/// [`Error::InvalidKey`] for a key with too few digits; ring errors for mismatched inputs.
+pub fn key_switch_decomposed(
+    params: &Parameters,
+    dec: &Decomposed,
+    galois: Option<u64>,
+    key: &SwitchingKey,
+) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>)> {
+    let level = dec.level;
+    let ring_qp = params.ring_qp(level)?;
+    let key_idx = qp_indices(params, level);
+    if dec.digits.len() > key.digits.len() {
+        return Err(Error::InvalidKey {
+            reason: "switching key has too few digits for this level",
+        });
+    }
+    let mut acc0 = ProductAccumulator::new(ring_qp);
+    let mut acc1 = ProductAccumulator::new(ring_qp);
+    for (up, (kb, ka)) in dec.digits.iter().zip(&key.digits) {
+        let rotated;
+        let up = match galois {
+            Some(g) => {
+                rotated = up.automorphism(g)?;
+                &rotated
+            }
+            None => up,
+        };
+        acc0.add_product(up, kb, &key_idx)?;
+        acc1.add_product(up, ka, &key_idx)?;
     }
     let md = params.mod_down(level)?;
     Ok((
         md.divide_round_ntt(&acc0.finish())?,
         md.divide_round_ntt(&acc1.finish())?,
     ))
+}
+
+/// Key-switches `d` (over `Q_l`, NTT form) with `key`: returns `(u0, u1)` over `Q_l` with
+/// `u0 + u1 s = d s' + e_ks`.
+///
+/// Steps: 1. ModUp ([`decompose`]): `d` to coefficient form, each digit's residues extended to every
+/// other prime of `Q_l P` and transformed (the digit's own limbs are `d`'s NTT limbs); 2. inner
+/// product with the key's limbs of `Q_l P`, accumulated unreduced; 3. ModDown: divide by `P`.
+///
+/// # Errors
+/// [`Error::LevelOutOfRange`], [`Error::InvalidKey`] or ring errors for mismatched inputs.
+pub fn key_switch(
+    params: &Parameters,
+    d: &RnsPoly<Ntt>,
+    key: &SwitchingKey,
+) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>)> {
+    key_switch_decomposed(params, &decompose(params, d)?, None, key)
 }

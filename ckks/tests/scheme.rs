@@ -39,7 +39,7 @@ fn ctx() -> Ctx {
         relin: Some(kg.gen_relin_key(&sk, &mut rng).unwrap()),
         ..Default::default()
     };
-    for k in [1i64, 3, -2] {
+    for k in [1i64, 2, 3, -2] {
         let g = galois_element_for_rotation(k, params.n());
         keys.galois
             .insert(g, kg.gen_galois_key(&sk, g, &mut rng).unwrap());
@@ -148,7 +148,7 @@ fn rotations_and_conjugation() {
     let mut c = ctx();
     let x = random_values(512, 5);
     let ct = c.encrypt(&x);
-    for k in [1i64, 3, -2] {
+    for k in [1i64, 2, 3, -2] {
         let rotated = c.decrypt(&c.eval.rotate(&ct, k).unwrap());
         let expected: Vec<Complex64> = (0..512)
             .map(|i| x[(i as i64 + k).rem_euclid(512) as usize])
@@ -262,4 +262,80 @@ fn rotation_noise_is_small_and_unbiased() {
         err.log2()
     );
     assert!(err < 2f64.powi(-29), "rotation error 2^{:.1}", err.log2());
+}
+
+#[test]
+fn hoisted_rotations_equal_plain_rotations() {
+    let mut c = ctx();
+    let x = random_values(512, 9);
+    let ct = c.encrypt(&x);
+    let ks = [1i64, 2, 3, -2, 0, 512];
+    let hoisted = c.eval.rotate_hoisted(&ct, &ks).unwrap();
+    for (k, h) in ks.iter().zip(&hoisted) {
+        let plain = c.decrypt(&c.eval.rotate(&ct, *k).unwrap());
+        let got = c.decrypt(h);
+        let expected: Vec<Complex64> = (0..512)
+            .map(|i| x[(i as i64 + k).rem_euclid(512) as usize])
+            .collect();
+        assert!(
+            max_err(&expected, &got) < 2f64.powi(-20),
+            "hoisted rotation by {k}"
+        );
+        // Hoisted and plain results agree to the key-switching noise.
+        assert!(
+            max_err(&plain, &got) < 2f64.powi(-20),
+            "hoisted vs plain, k = {k}"
+        );
+    }
+    assert!(matches!(
+        c.eval.rotate_hoisted(&ct, &[1, 5]),
+        Err(Error::MissingGaloisKey { .. })
+    ));
+}
+
+#[test]
+fn plaintext_and_constant_operations() {
+    let mut c = ctx();
+    let (x, y) = (random_values(512, 10), random_values(512, 11));
+    let ct = c.encrypt(&x);
+    let top = c.params.max_level();
+    let scale = c.params.default_scale();
+    let pt = c.enc.encode(&y, top, scale).unwrap();
+    let sum: Vec<Complex64> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
+    assert!(max_err(&sum, &c.decrypt(&c.eval.add_plain(&ct, &pt).unwrap())) < 2f64.powi(-20));
+    let plus: Vec<Complex64> = x.iter().map(|a| a + 0.75).collect();
+    assert!(max_err(&plus, &c.decrypt(&c.eval.add_const(&ct, 0.75).unwrap())) < 2f64.powi(-20));
+    let times: Vec<Complex64> = x.iter().map(|a| a * -3.0).collect();
+    let ct3 = c.eval.mul_int(&ct, -3);
+    assert_eq!(ct3.level(), top);
+    assert!(max_err(&times, &c.decrypt(&ct3)) < 2f64.powi(-18));
+    // A real constant at the scale q_l comes back to the same scale after the rescale.
+    let q_l = c.params.q()[top] as f64;
+    let scaled = c.eval.rescale(&c.eval.mul_const(&ct, 0.3, q_l).unwrap()).unwrap();
+    assert!((scaled.scale() / scale - 1.0).abs() < 1e-12);
+    let expected: Vec<Complex64> = x.iter().map(|a| a * 0.3).collect();
+    assert!(max_err(&expected, &c.decrypt(&scaled)) < 2f64.powi(-20));
+    // Level drop, then an addition with a rescaled ciphertext at the same level and scale.
+    let dropped = c.eval.drop_to_level(&ct, top - 1).unwrap();
+    assert!(max_err(&x, &c.decrypt(&dropped)) < 2f64.powi(-20));
+    let both = c.eval.add(&dropped, &scaled).unwrap();
+    let expected: Vec<Complex64> = x.iter().map(|a| a * 1.3).collect();
+    assert!(max_err(&expected, &c.decrypt(&both)) < 2f64.powi(-19));
+    assert!(matches!(
+        c.eval.drop_to_level(&dropped, top),
+        Err(Error::LevelOutOfRange { .. })
+    ));
+    assert!(c.eval.add_const(&ct, f64::INFINITY).is_err());
+    assert!(c.eval.mul_const(&ct, 1.0, 0.0).is_err());
+}
+
+#[test]
+fn inner_sum_adds_rotations() {
+    let mut c = ctx();
+    let x = random_values(512, 12);
+    let ct = c.encrypt(&x);
+    let summed = c.decrypt(&c.eval.inner_sum(&ct, 1, 4).unwrap());
+    let expected: Vec<Complex64> = (0..512).map(|i| (0..4).map(|j| x[(i + j) % 512]).sum()).collect();
+    assert!(max_err(&expected, &summed) < 2f64.powi(-18));
+    assert!(c.eval.inner_sum(&ct, 1, 3).is_err());
 }

@@ -4,7 +4,9 @@
 use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::ring::poly::{galois_element_for_conjugation, galois_element_for_rotation};
-use crate::rlwe::{decrypt, key_switch, Encryptor, RlweCiphertext, SecretKey, SwitchingKey};
+use crate::rlwe::{
+    decompose, decrypt, key_switch, key_switch_decomposed, Encryptor, RlweCiphertext, SecretKey, SwitchingKey,
+};
 use crate::scheme::encoder::Encoder;
 use rand_core::CryptoRng;
 use rustfft::num_complex::Complex64;
@@ -265,6 +267,118 @@ impl Evaluator {
         })
     }
 
+    /// `a + pt` (same level, scale and slots).
+    ///
+    /// # Errors
+    /// As [`Evaluator::add`].
+    pub fn add_plain(&self, a: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        self.check_pair(a, pt.level(), pt.scale, pt.slots)?;
+        let mut out = a.clone();
+        out.inner.c[0].add_assign(&pt.poly)?;
+        Ok(out)
+    }
+
+    /// `a + c` in every slot, for a real constant `c` (encoded at the ciphertext's scale).
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] when `c * scale` is not finite or does not fit 126 bits.
+    pub fn add_const(&self, a: &Ciphertext, c: f64) -> Result<Ciphertext> {
+        let v = (c * a.scale).round();
+        if !v.is_finite() || v.abs() >= 2f64.powi(126) {
+            return Err(Error::OutOfRange {
+                reason: "constant too large for the ciphertext's scale",
+            });
+        }
+        // The constant polynomial evaluates to v at every root: add v to every NTT entry.
+        let ring = a.inner.c[0].basis().clone();
+        let residues: Vec<u64> = ring.moduli().iter().map(|m| m.reduce_i128(v as i128)).collect();
+        let mut out = a.clone();
+        let n = ring.n();
+        let mut data = out.inner.c[0].as_slice().to_vec();
+        for (limb, (m, &r)) in data.chunks_exact_mut(n).zip(ring.moduli().iter().zip(&residues)) {
+            limb.iter_mut().for_each(|x| *x = m.add(*x, r));
+        }
+        out.inner.c[0] = crate::ring::RnsPoly::from_limbs(&ring, data)?;
+        Ok(out)
+    }
+
+    /// `a * k` for an integer `k`: exact, the scale is unchanged and no level is consumed.
+    pub fn mul_int(&self, a: &Ciphertext, k: i64) -> Ciphertext {
+        let mut out = a.clone();
+        for c in out.inner.c.iter_mut() {
+            c.mul_scalar_assign(k.unsigned_abs());
+            if k < 0 {
+                c.neg_assign();
+            }
+        }
+        out
+    }
+
+    /// `a * c` for a real constant `c`, encoded as `round(c * const_scale)`: the scale becomes
+    /// `scale * const_scale` (rescale afterwards to consume the level). Choosing `const_scale = q_l`
+    /// brings the scale back exactly to the current one after the rescale.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] when `c * const_scale` is not finite, not positive-scaled, or too large.
+    pub fn mul_const(&self, a: &Ciphertext, c: f64, const_scale: f64) -> Result<Ciphertext> {
+        let v = (c * const_scale).round();
+        if !(const_scale.is_finite() && const_scale >= 1.0) || !v.is_finite() || v.abs() >= 2f64.powi(126) {
+            return Err(Error::OutOfRange {
+                reason: "constant or its scale out of range",
+            });
+        }
+        let ring = a.inner.c[0].basis().clone();
+        let residues: Vec<u64> = ring.moduli().iter().map(|m| m.reduce_i128(v as i128)).collect();
+        let mut out = a.clone();
+        for p in out.inner.c.iter_mut() {
+            p.mul_rns_scalar_assign(&residues)?;
+        }
+        out.scale *= const_scale;
+        Ok(out)
+    }
+
+    /// Drops the ciphertext to `level` without rescaling (exact; the scale is unchanged).
+    ///
+    /// # Errors
+    /// [`Error::LevelOutOfRange`] when `level` is above the current level.
+    pub fn drop_to_level(&self, a: &Ciphertext, level: usize) -> Result<Ciphertext> {
+        if level > a.level() {
+            return Err(Error::LevelOutOfRange {
+                level,
+                max: a.level(),
+            });
+        }
+        let ring = self.params.ring_q(level)?;
+        let mut out = a.clone();
+        for c in out.inner.c.iter_mut() {
+            c.truncate_to(ring)?;
+        }
+        Ok(out)
+    }
+
+    /// The sum of `count` (a power of two) rotations of `a` by `0, step, 2 step, ...`: after it,
+    /// every slot `i` holds `sum_j a[i + j step]`. Uses `log2(count)` rotations by `step 2^t`.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] for a count that is not a power of two; [`Error::MissingGaloisKey`].
+    pub fn inner_sum(&self, a: &Ciphertext, step: i64, count: usize) -> Result<Ciphertext> {
+        if !count.is_power_of_two() {
+            return Err(Error::OutOfRange {
+                reason: "inner_sum needs a power-of-two count",
+            });
+        }
+        let mut acc = a.clone();
+        let mut shift = step;
+        let mut c = 1;
+        while c < count {
+            let r = self.rotate(&acc, shift)?;
+            acc = self.add(&acc, &r)?;
+            shift *= 2;
+            c *= 2;
+        }
+        Ok(acc)
+    }
+
     /// Divides by the last prime `q_l` with rounding: level `l -> l - 1`, scale `/ q_l`.
     ///
     /// # Errors
@@ -288,6 +402,9 @@ impl Evaluator {
 
     /// Applies `X -> X^g` and switches back to `s` with the Galois key of `g`.
     fn apply_galois(&self, a: &Ciphertext, g: u64) -> Result<Ciphertext> {
+        if g == 1 {
+            return Ok(a.clone());
+        }
         if a.degree() != 1 {
             return Err(Error::InvalidCiphertext {
                 reason: "rotation needs a degree-1 ciphertext",
@@ -310,7 +427,56 @@ impl Evaluator {
         })
     }
 
-    /// Rotates the slots left by `k` (slot `i` receives slot `i + k`), with full N/2 slots.
+    /// Rotations of one ciphertext by each of `ks`, hoisted: the ModUp of `c1` is computed once and
+    /// each rotation applies its automorphism to the decomposed digits (Halevi-Shoup hoisting).
+    /// Equal to calling [`Evaluator::rotate`] for each `k`, up to the key-switching noise.
+    ///
+    /// # Errors
+    /// [`Error::MissingGaloisKey`] naming the first missing element.
+    pub fn rotate_hoisted(&self, a: &Ciphertext, ks: &[i64]) -> Result<Vec<Ciphertext>> {
+        if a.degree() != 1 {
+            return Err(Error::InvalidCiphertext {
+                reason: "rotation needs a degree-1 ciphertext",
+            });
+        }
+        let n = self.params.n();
+        let keys = ks
+            .iter()
+            .map(|&k| {
+                let g = galois_element_for_rotation(k, n);
+                if g == 1 {
+                    return Ok(None); // rotation by a multiple of N/2: the identity
+                }
+                self.keys
+                    .galois
+                    .get(&g)
+                    .map(|key| Some((g, key)))
+                    .ok_or(Error::MissingGaloisKey { galois_element: g })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if keys.iter().all(|k| k.is_none()) {
+            return Ok(vec![a.clone(); keys.len()]);
+        }
+        let dec = decompose(&self.params, &a.inner.c[1])?;
+        keys.into_iter()
+            .map(|entry| {
+                let Some((g, key)) = entry else {
+                    return Ok(a.clone());
+                };
+                let (u0, u1) = key_switch_decomposed(&self.params, &dec, Some(g), key)?;
+                let mut c0 = a.inner.c[0].automorphism(g)?;
+                c0.add_assign(&u0)?;
+                Ok(Ciphertext {
+                    inner: RlweCiphertext { c: vec![c0, u1] },
+                    scale: a.scale,
+                    slots: a.slots,
+                })
+            })
+            .collect()
+    }
+
+    /// Rotates the slots left by `k` (slot `i` receives slot `i + k`, cyclically over the
+    /// ciphertext's slot count: with sparse packing the same Galois element rotates the `s` slots).
     ///
     /// # Errors
     /// [`Error::MissingGaloisKey`] naming the element whose key is missing.
