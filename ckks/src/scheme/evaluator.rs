@@ -322,7 +322,7 @@ impl Evaluator {
     /// [`Error::OutOfRange`] when `c * const_scale` is not finite, not positive-scaled, or too large.
     pub fn mul_const(&self, a: &Ciphertext, c: f64, const_scale: f64) -> Result<Ciphertext> {
         let v = (c * const_scale).round();
-        if !(const_scale.is_finite() && const_scale >= 1.0) || !v.is_finite() || v.abs() >= 2f64.powi(126) {
+        if !(const_scale.is_finite() && const_scale >= 1.0 && v.is_finite() && v.abs() < 2f64.powi(126)) {
             return Err(Error::OutOfRange {
                 reason: "constant or its scale out of range",
             });
