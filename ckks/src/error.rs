@@ -159,6 +159,15 @@ pub enum Error {
         /// the Galois element (5^k mod 2N for a rotation by k, 2N-1 for conjugation)
         galois_element: u64,
     },
+    /// Serialized bytes are malformed, truncated or corrupted.
+    #[error("cannot deserialize: {reason}")]
+    Deserialize {
+        /// what was wrong
+        reason: &'static str,
+    },
+    /// A serialized object was made under other parameters.
+    #[error("serialized object belongs to other parameters (digest mismatch)")]
+    ParameterDigestMismatch,
     /// A level does not exist in this parameter set.
     #[error("level {level} out of range (max {max})")]
     LevelOutOfRange {

@@ -27,6 +27,7 @@ pub mod params;
 pub mod ring;
 pub mod rlwe;
 pub mod scheme;
+pub mod serialize;
 
 pub use error::{Error, Result};
 

@@ -25,8 +25,8 @@ use std::sync::Arc;
 /// The secret key `s`, over `Q_L P` in NTT form. Zeroized on drop; `Debug` prints no key material.
 /// It has no serialization: only its owner holds it.
 pub struct SecretKey {
-    params: Arc<Parameters>,
-    s: RnsPoly<Ntt>,
+    pub(crate) params: Arc<Parameters>,
+    pub(crate) s: RnsPoly<Ntt>,
 }
 
 impl std::fmt::Debug for SecretKey {
@@ -44,14 +44,14 @@ impl Drop for SecretKey {
 /// A public key `(b, a) = (-a s + e, a)` over `Q_L`.
 #[derive(Clone, Debug)]
 pub struct PublicKey {
-    b: RnsPoly<Ntt>,
-    a: RnsPoly<Ntt>,
+    pub(crate) b: RnsPoly<Ntt>,
+    pub(crate) a: RnsPoly<Ntt>,
 }
 
 /// A key switching key from `s'` to `s`: one pair `(b_i, a_i)` over `Q_L P` per digit.
 #[derive(Clone, Debug)]
 pub struct SwitchingKey {
-    digits: Vec<(RnsPoly<Ntt>, RnsPoly<Ntt>)>,
+    pub(crate) digits: Vec<(RnsPoly<Ntt>, RnsPoly<Ntt>)>,
 }
 
 impl SwitchingKey {

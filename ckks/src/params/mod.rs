@@ -73,6 +73,43 @@ pub fn digits_at_level(level: usize, alpha: usize) -> Vec<std::ops::Range<usize>
         .collect()
 }
 
+/// The canonical byte encoding of a parameter set: the literal's fields then the primes, little endian.
+/// It is the body of serialized parameters and the input of the parameter digest.
+pub fn canonical_bytes(lit: &ParametersLiteral, q: &[u64], p: &[u64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&lit.log_n.to_le_bytes());
+    for list in [&lit.log_q, &lit.log_p] {
+        out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for b in list.iter() {
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&lit.log_default_scale.to_le_bytes());
+    let (tag, hw) = match lit.secret {
+        SecretDistribution::UniformTernary => (0u8, 0u64),
+        SecretDistribution::SparseTernary { hamming_weight } => (1u8, hamming_weight as u64),
+    };
+    out.push(tag);
+    out.extend_from_slice(&hw.to_le_bytes());
+    out.push(match lit.security {
+        SecurityLevel::Classical128 => 0,
+        SecurityLevel::InsecureForTests => 1,
+    });
+    for list in [q, p] {
+        out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for x in list {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// SHA-256 of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// A checked, immutable CKKS parameter set.
 #[derive(Debug)]
 pub struct Parameters {
@@ -92,6 +129,7 @@ pub struct Parameters {
     /// The digits of the hybrid decomposition at each level, with their ModUp extenders.
     mod_up: Vec<Vec<ModUpDigit>>,
     log_qp: f64,
+    digest: [u8; 32],
 }
 
 impl Parameters {
@@ -189,6 +227,7 @@ impl Parameters {
             .iter()
             .map(|r| TailDivider::new(r, p.len()))
             .collect::<Result<Vec<_>>>()?;
+        let digest = digest_of(&canonical_bytes(&literal, &q, &p));
         let mod_up = ring_qp
             .iter()
             .enumerate()
@@ -223,6 +262,7 @@ impl Parameters {
             mod_down,
             mod_up,
             log_qp,
+            digest,
         }))
     }
 
@@ -316,6 +356,12 @@ impl Parameters {
             level,
             max: self.max_level(),
         })
+    }
+
+    /// SHA-256 of the canonical encoding of the parameters (literal and primes); serialized objects
+    /// carry it so that they are only read back under the same parameters.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
     }
 
     /// The digits of the hybrid decomposition at `level`, with their ModUp extenders.

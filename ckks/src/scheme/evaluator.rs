@@ -20,9 +20,9 @@ const SCALE_TOLERANCE: f64 = 1e-12;
 /// An encoded message: a polynomial over `Q_l` (NTT form) with its scale and slot count.
 #[derive(Clone, Debug)]
 pub struct Plaintext {
-    poly: crate::ring::RnsPoly<crate::ring::Ntt>,
-    scale: f64,
-    slots: usize,
+    pub(crate) poly: crate::ring::RnsPoly<crate::ring::Ntt>,
+    pub(crate) scale: f64,
+    pub(crate) slots: usize,
 }
 
 impl Plaintext {
@@ -39,9 +39,9 @@ impl Plaintext {
 /// A CKKS ciphertext: RLWE components plus level, scale and slot count.
 #[derive(Clone, Debug)]
 pub struct Ciphertext {
-    inner: RlweCiphertext,
-    scale: f64,
-    slots: usize,
+    pub(crate) inner: RlweCiphertext,
+    pub(crate) scale: f64,
+    pub(crate) slots: usize,
 }
 
 impl Ciphertext {
