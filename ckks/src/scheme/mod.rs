@@ -1,6 +1,8 @@
-//! The CKKS scheme proper: encoding today; keys, encryption and the evaluator follow (issue 3).
+//! The CKKS scheme proper: the encoder, plaintexts and ciphertexts with their metadata, the evaluator
+//! and precision statistics.
 
 pub mod encoder;
 pub mod evaluator;
+pub mod precision;
 
 pub use encoder::Encoder;
