@@ -168,6 +168,9 @@ pub enum Error {
     /// A serialized object was made under other parameters.
     #[error("serialized object belongs to other parameters (digest mismatch)")]
     ParameterDigestMismatch,
+    /// An error of the polynomial-approximation layer (a plan that cannot be evaluated).
+    #[error("polynomial approximation: {0}")]
+    Approximation(String),
     /// A level does not exist in this parameter set.
     #[error("level {level} out of range (max {max})")]
     LevelOutOfRange {

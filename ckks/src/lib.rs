@@ -21,6 +21,7 @@
 //! `CKKS_BACKEND=scalar|avx2|avx512ifma` caps the SIMD backend.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod circuits;
 pub mod error;
 pub mod math;
 pub mod params;

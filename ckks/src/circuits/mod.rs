@@ -1,0 +1,4 @@
+//! Circuits built from the evaluator: polynomial evaluation (through `poly-approx`'s plans) today;
+//! linear transforms and bootstrapping follow (open issues).
+
+pub mod poly_eval;
