@@ -7,7 +7,12 @@
     reason = "benchmarks abort loudly on setup errors; criterion macros"
 )]
 
+use ckks::circuits::poly_eval::CkksArith;
 use ckks::params::Parameters;
+use poly_approx::eval::EvalPlan;
+use poly_approx::functions::gelu;
+use poly_approx::remez::minimax;
+use poly_approx::Interval;
 use ckks::ring::poly::galois_element_for_rotation;
 use ckks::rlwe::{Encryptor, KeyGenerator};
 use ckks::scheme::evaluator::{decrypt_ckks, CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
@@ -46,6 +51,9 @@ fn ops(c: &mut Criterion) {
     let ct2 = encryptor.encrypt(&pt, &mut rng).unwrap();
     let product = eval.mul_relin(&ct, &ct2).unwrap();
     let rotations: Vec<i64> = (1..=16).collect();
+    // Degree-63 minimax GELU on [-8, 8] (the anchors' Chebyshev benchmark uses the same degree and interval).
+    let gelu_fit = minimax(gelu, Interval::new(-8.0, 8.0).unwrap(), 63).unwrap();
+    let gelu_plan = EvalPlan::new(&gelu_fit.poly).unwrap();
 
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let all = rayon::ThreadPoolBuilder::new().build().unwrap();
@@ -95,6 +103,14 @@ fn ops(c: &mut Criterion) {
         });
         g.bench_function(format!("rotate_16_hoisted/{label}"), |b| {
             b.iter(|| pool.install(|| eval.rotate_hoisted(&ct, &rotations).unwrap()))
+        });
+        g.bench_function(format!("gelu_minimax_deg63/{label}"), |b| {
+            b.iter(|| {
+                pool.install(|| {
+                    let mut arith = CkksArith::new(&params, &eval);
+                    gelu_plan.evaluate(&mut arith, &ct).unwrap()
+                })
+            })
         });
         g.bench_function(format!("keygen_relin/{label}"), |b| {
             let mut r = ChaCha20Rng::seed_from_u64(3);
