@@ -9,14 +9,14 @@
 
 use ckks::circuits::poly_eval::CkksArith;
 use ckks::params::Parameters;
-use poly_approx::eval::EvalPlan;
-use poly_approx::functions::gelu;
-use poly_approx::remez::minimax;
-use poly_approx::Interval;
 use ckks::ring::poly::galois_element_for_rotation;
 use ckks::rlwe::{Encryptor, KeyGenerator};
 use ckks::scheme::evaluator::{decrypt_ckks, CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
 use criterion::{criterion_group, criterion_main, Criterion};
+use poly_approx::eval::EvalPlan;
+use poly_approx::functions::gelu;
+use poly_approx::remez::minimax;
+use poly_approx::Interval;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use rustfft::num_complex::Complex64;

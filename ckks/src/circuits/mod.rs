@@ -1,4 +1,5 @@
 //! Circuits built from the evaluator: polynomial evaluation (through `poly-approx`'s plans) today;
 //! linear transforms and bootstrapping follow (open issues).
 
+pub mod lintrans;
 pub mod poly_eval;

@@ -1,0 +1,228 @@
+//! Plaintext matrix times encrypted vector by the diagonal method with baby-step/giant-step and
+//! hoisted baby-step rotations (Halevi-Shoup 2014; Bossuat et al. 2021, section 4).
+//!
+//! For an `s x s` matrix `M` acting on the `s` slots, diagonal `k` is `d_k[i] = M[i][(i + k) mod s]`
+//! and `M z = sum_k d_k * rot_k(z)`. Writing `k = g j + i` with `0 <= i < g` (baby steps) and
+//! `0 <= j < s / g` (giant steps):
+//!
+//! `M z = sum_j rot_{g j}( sum_i rot_{-g j}(d_{g j + i}) * rot_i(z) )`
+//!
+//! so the rotations of `z` by `i` are shared (hoisted: one ModUp), the pre-rotated diagonals are
+//! encoded once, and only one rotation per nonzero giant step remains. One level is consumed.
+//!
+//! References:
+//! - S. Halevi, V. Shoup, "Algorithms in HElib", CRYPTO 2014 (<https://eprint.iacr.org/2014/106>).
+//! - J.-P. Bossuat, C. Mouchet, J. Troncoso-Pastoriza, J.-P. Hubaux, "Efficient Bootstrapping for
+//!   Approximate Homomorphic Encryption with Non-Sparse Keys", EUROCRYPT 2021
+//!   (<https://eprint.iacr.org/2020/1203>).
+
+use crate::error::{Error, Result};
+use crate::params::Parameters;
+use crate::scheme::evaluator::{Ciphertext, CkksEncoder, Evaluator, Plaintext};
+use rustfft::num_complex::Complex64;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Operation counts of one evaluation of a linear transform.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinearTransformCost {
+    /// Rotations (each one key switch), baby and giant steps.
+    pub rotations: usize,
+    /// Of which baby-step rotations, all sharing one ModUp (hoisted).
+    pub hoisted_rotations: usize,
+    /// Key switches in total (equal to `rotations`).
+    pub key_switches: usize,
+    /// Ciphertext-plaintext products.
+    pub plaintext_mults: usize,
+    /// Levels consumed.
+    pub levels: usize,
+}
+
+/// A plaintext matrix pre-encoded for the BSGS diagonal method at one level.
+#[derive(Debug)]
+pub struct LinearTransform {
+    slots: usize,
+    level: usize,
+    baby: usize,
+    /// Giant step j -> baby step i -> the encoded pre-rotated diagonal `rot_{-g j}(d_{g j + i})`.
+    giant: BTreeMap<usize, BTreeMap<usize, Plaintext>>,
+}
+
+fn rotate_vec(v: &[Complex64], k: i64) -> Vec<Complex64> {
+    let s = v.len() as i64;
+    (0..s).map(|i| v[(i + k).rem_euclid(s) as usize]).collect()
+}
+
+impl LinearTransform {
+    /// Pre-encodes the nonzero diagonals `diagonals[k]` (each of length `slots`) for inputs at
+    /// `level`, with `baby` baby steps (a power of two; `None` picks about `sqrt(#diagonals)`).
+    /// The diagonals are encoded at the scale `q_level`, so that after the rescale the output has
+    /// exactly the input's scale.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] for a bad slot count or diagonal length, [`Error::LevelOutOfRange`]
+    /// for level 0 (the transform needs one level), [`Error::OutOfRange`] for a diagonal index
+    /// outside `0..slots` or a bad baby-step count.
+    pub fn new(
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        diagonals: &BTreeMap<usize, Vec<Complex64>>,
+        slots: usize,
+        level: usize,
+        baby: Option<usize>,
+    ) -> Result<Self> {
+        if !slots.is_power_of_two() || slots > params.max_slots() {
+            return Err(Error::InvalidSlots {
+                slots,
+                max: params.max_slots(),
+            });
+        }
+        if level == 0 || level > params.max_level() {
+            return Err(Error::LevelOutOfRange {
+                level,
+                max: params.max_level(),
+            });
+        }
+        if diagonals.keys().any(|&k| k >= slots) {
+            return Err(Error::OutOfRange {
+                reason: "diagonal index must be below the slot count",
+            });
+        }
+        if diagonals.values().any(|d| d.len() != slots) {
+            return Err(Error::InvalidSlots { slots, max: slots });
+        }
+        let baby = match baby {
+            Some(b) if b.is_power_of_two() && b <= slots => b,
+            Some(_) => {
+                return Err(Error::OutOfRange {
+                    reason: "baby steps must be a power of two up to the slots",
+                })
+            }
+            None => {
+                // About sqrt(#diagonals) baby steps, rounded to a power of two.
+                let span = diagonals.keys().next_back().map(|&k| k + 1).unwrap_or(1);
+                ((span as f64).sqrt().ceil() as usize)
+                    .next_power_of_two()
+                    .min(slots)
+            }
+        };
+        let diag_scale = params.q()[level] as f64;
+        let mut giant: BTreeMap<usize, BTreeMap<usize, Plaintext>> = BTreeMap::new();
+        for (&k, d) in diagonals {
+            let (j, i) = (k / baby, k % baby);
+            let pre = rotate_vec(d, -((baby * j) as i64));
+            let pt = encoder.encode(&pre, level, diag_scale)?;
+            giant.entry(j).or_default().insert(i, pt);
+        }
+        Ok(Self {
+            slots,
+            level,
+            baby,
+            giant,
+        })
+    }
+
+    /// The diagonals of a dense `slots x slots` matrix given by rows (zero diagonals are skipped).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] for a non-square matrix.
+    pub fn diagonals_of(matrix: &[Vec<Complex64>]) -> Result<BTreeMap<usize, Vec<Complex64>>> {
+        let s = matrix.len();
+        if matrix.iter().any(|r| r.len() != s) {
+            return Err(Error::InvalidSlots { slots: s, max: s });
+        }
+        let mut out = BTreeMap::new();
+        for k in 0..s {
+            let d: Vec<Complex64> = (0..s).map(|i| matrix[i][(i + k) % s]).collect();
+            if d.iter().any(|v| v.norm() != 0.0) {
+                out.insert(k, d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rotations whose Galois keys the evaluation needs.
+    pub fn rotations_needed(&self) -> Vec<i64> {
+        let mut r: Vec<i64> = Vec::new();
+        for (&j, inner) in &self.giant {
+            if j != 0 {
+                r.push((self.baby * j) as i64);
+            }
+            r.extend(inner.keys().filter(|&&i| i != 0).map(|&i| i as i64));
+        }
+        r.sort_unstable();
+        r.dedup();
+        r
+    }
+
+    /// The operation counts of one [`LinearTransform::evaluate`].
+    pub fn cost(&self) -> LinearTransformCost {
+        let mut babies: Vec<usize> = self
+            .giant
+            .values()
+            .flat_map(|m| m.keys().copied())
+            .filter(|&i| i != 0)
+            .collect();
+        babies.sort_unstable();
+        babies.dedup();
+        let giants = self.giant.keys().filter(|&&j| j != 0).count();
+        let rotations = babies.len() + giants;
+        LinearTransformCost {
+            rotations,
+            hoisted_rotations: babies.len(),
+            key_switches: rotations,
+            plaintext_mults: self.giant.values().map(|m| m.len()).sum(),
+            levels: 1,
+        }
+    }
+
+    /// `M z` for the encrypted `z` (at this transform's level and slot count), rescaled: the output
+    /// is one level lower, at the input's scale.
+    ///
+    /// # Errors
+    /// [`Error::LevelMismatch`], [`Error::InvalidSlots`], [`Error::MissingGaloisKey`].
+    pub fn evaluate(&self, eval: &Evaluator, z: &Ciphertext) -> Result<Ciphertext> {
+        if z.level() != self.level {
+            return Err(Error::LevelMismatch {
+                left: z.level(),
+                right: self.level,
+            });
+        }
+        if z.slots() != self.slots {
+            return Err(Error::InvalidSlots {
+                slots: z.slots(),
+                max: self.slots,
+            });
+        }
+        // Baby steps: hoisted rotations of z by every i used.
+        let mut babies: Vec<usize> = self.giant.values().flat_map(|m| m.keys().copied()).collect();
+        babies.sort_unstable();
+        babies.dedup();
+        let rotated = eval.rotate_hoisted(z, &babies.iter().map(|&i| i as i64).collect::<Vec<_>>())?;
+        let baby_ct: BTreeMap<usize, &Ciphertext> = babies.iter().copied().zip(rotated.iter()).collect();
+        let mut acc: Option<Ciphertext> = None;
+        for (&j, inner) in &self.giant {
+            let mut sum: Option<Ciphertext> = None;
+            for (&i, pt) in inner {
+                let ct = baby_ct.get(&i).ok_or(Error::InvalidKey {
+                    reason: "missing baby step",
+                })?;
+                let term = eval.mul_plain(ct, pt)?;
+                sum = Some(match sum {
+                    None => term,
+                    Some(s) => eval.add(&s, &term)?,
+                });
+            }
+            let Some(sum) = sum else { continue };
+            let moved = eval.rotate(&sum, (self.baby * j) as i64)?;
+            acc = Some(match acc {
+                None => moved,
+                Some(a) => eval.add(&a, &moved)?,
+            });
+        }
+        let acc = acc.ok_or(Error::InvalidKey {
+            reason: "empty linear transform",
+        })?;
+        eval.rescale(&acc)
+    }
+}
