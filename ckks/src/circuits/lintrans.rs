@@ -71,6 +71,29 @@ impl LinearTransform {
         level: usize,
         baby: Option<usize>,
     ) -> Result<Self> {
+        let q_l = params.q().get(level).map(|&q| q as f64).unwrap_or(1.0);
+        Self::with_diag_scale(params, encoder, diagonals, slots, level, baby, q_l)
+    }
+
+    /// As [`LinearTransform::new`], with the diagonals encoded at `diag_scale`: the output scale is
+    /// `input scale * diag_scale / q_level` (bootstrapping uses this to land on a chosen scale).
+    ///
+    /// # Errors
+    /// As [`LinearTransform::new`]; [`Error::OutOfRange`] for a scale that is not finite and >= 1.
+    pub fn with_diag_scale(
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        diagonals: &BTreeMap<usize, Vec<Complex64>>,
+        slots: usize,
+        level: usize,
+        baby: Option<usize>,
+        diag_scale: f64,
+    ) -> Result<Self> {
+        if !(diag_scale.is_finite() && diag_scale >= 1.0) {
+            return Err(Error::OutOfRange {
+                reason: "diagonal scale must be finite and at least 1",
+            });
+        }
         if !slots.is_power_of_two() || slots > params.max_slots() {
             return Err(Error::InvalidSlots {
                 slots,
@@ -106,7 +129,6 @@ impl LinearTransform {
                     .min(slots)
             }
         };
-        let diag_scale = params.q()[level] as f64;
         let mut giant: BTreeMap<usize, BTreeMap<usize, Plaintext>> = BTreeMap::new();
         for (&k, d) in diagonals {
             let (j, i) = (k / baby, k % baby);

@@ -337,6 +337,41 @@ impl Evaluator {
         Ok(out)
     }
 
+    /// `a * X^k` (exact, no level): with `k = N/2` every slot is multiplied by the imaginary unit,
+    /// because every slot root `zeta` satisfies `zeta^(N/2) = i` (also with sparse packing).
+    ///
+    /// # Errors
+    /// Ring errors only for a malformed ciphertext.
+    pub fn mul_by_monomial(&self, a: &Ciphertext, k: usize) -> Result<Ciphertext> {
+        let n = self.params.n();
+        let k = k % (2 * n);
+        let ring = a.inner.c[0].basis().clone();
+        let mut coeffs = vec![0i64; n];
+        coeffs[k % n] = if k < n { 1 } else { -1 };
+        let mono = crate::ring::RnsPoly::from_signed(&ring, &coeffs)?.into_ntt();
+        let mut out = a.clone();
+        for c in out.inner.c.iter_mut() {
+            c.mul_assign(&mono)?;
+        }
+        Ok(out)
+    }
+
+    /// Sets the scale metadata without touching the ciphertext: the decoded values are multiplied
+    /// by `old / new`. Used where a circuit reinterprets its input (bootstrapping's ModRaise).
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] for a scale that is not finite and at least 1.
+    pub fn with_scale(&self, a: &Ciphertext, scale: f64) -> Result<Ciphertext> {
+        if !(scale.is_finite() && scale >= 1.0) {
+            return Err(Error::OutOfRange {
+                reason: "scale must be finite and at least 1",
+            });
+        }
+        let mut out = a.clone();
+        out.scale = scale;
+        Ok(out)
+    }
+
     /// Drops the ciphertext to `level` without rescaling (exact; the scale is unchanged).
     ///
     /// # Errors
