@@ -108,7 +108,7 @@ fn ten_multiply_bootstrap_cycles_stay_bounded() {
     let slots = c.params.max_slots();
     // Values on the unit circle stay on it under squaring: a bounded message for every cycle.
     let mut expected: Vec<Complex64> = (0..slots)
-        .map(|_| Complex64::from_polar(1.0, c.rng.random_range(0.0..6.28)))
+        .map(|_| Complex64::from_polar(1.0, c.rng.random_range(0.0..std::f64::consts::TAU)))
         .collect();
     let pt = c
         .enc
