@@ -127,3 +127,23 @@ fn bad_input_is_an_error() {
     assert!(LinearTransform::new(&params, &enc, &far, 16, 2, None).is_err());
     assert!(LinearTransform::diagonals_of(&[vec![Complex64::new(0.0, 0.0); 2]]).is_err());
 }
+
+#[test]
+fn signed_strided_diagonals_in_sparse_slots() {
+    // Offsets 0, +-4, +-8, +-12 (as in the bootstrapping DFT): read signed with stride 4 they need a
+    // few rotations, some of them negative giant steps, here with sparse packing (64 of 512 slots).
+    let s = 64;
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let mut m = vec![vec![Complex64::new(0.0, 0.0); s]; s];
+    for (i, row) in m.iter_mut().enumerate() {
+        for off in [0i64, 4, 8, 12, -4, -8, -12] {
+            row[(i as i64 + off).rem_euclid(s as i64) as usize] =
+                Complex64::new(rng.random_range(-0.4..0.4), 0.0);
+        }
+    }
+    let (bits, cost) = run(s, &m, None);
+    assert!(bits > 25.0, "{bits}");
+    assert_eq!(cost.plaintext_mults, 7);
+    // Unsigned, the span is the whole 64 slots; signed with stride 4 it is 7 steps: at most 2 + 3.
+    assert!(cost.rotations <= 5, "{cost:?}");
+}

@@ -43,9 +43,114 @@ pub struct LinearTransformCost {
 pub struct LinearTransform {
     slots: usize,
     level: usize,
+    layout: Layout,
+    /// Giant step j -> baby step i -> the encoded pre-rotated diagonal `rot_{-g j d}(d_{(g j + i) d})`.
+    giant: BTreeMap<i64, BTreeMap<usize, Plaintext>>,
+}
+
+/// How diagonal offsets split into baby and giant steps: offsets are read unsigned (`0..s`) or
+/// signed (`-s/2..s/2`), divided by their common stride `d`, and written `k = (g j + i) d`.
+/// Bootstrapping's DFT matrices have offsets `0, +-h, +-2h, ...`: the signed reading with stride `h`
+/// turns a span of `s` into a handful of steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    slots: usize,
+    signed: bool,
+    stride: usize,
     baby: usize,
-    /// Giant step j -> baby step i -> the encoded pre-rotated diagonal `rot_{-g j}(d_{g j + i})`.
-    giant: BTreeMap<usize, BTreeMap<usize, Plaintext>>,
+}
+
+impl Layout {
+    fn offset(&self, k: usize) -> i64 {
+        let k = k as i64;
+        let s = self.slots as i64;
+        if self.signed && k > s / 2 {
+            k - s
+        } else {
+            k
+        }
+    }
+
+    /// `(j, i)` with `offset(k) = (baby j + i) stride`, `0 <= i < baby`.
+    fn split(&self, k: usize) -> (i64, usize) {
+        let kk = self.offset(k) / self.stride as i64;
+        let g = self.baby as i64;
+        (kk.div_euclid(g), kk.rem_euclid(g) as usize)
+    }
+
+    fn baby_rotation(&self, i: usize) -> i64 {
+        (i * self.stride) as i64
+    }
+
+    fn giant_rotation(&self, j: i64) -> i64 {
+        j * (self.baby * self.stride) as i64
+    }
+
+    /// Number of rotations (non-zero baby steps plus non-zero giant steps) for `offsets`.
+    fn cost(&self, offsets: &[usize]) -> usize {
+        let mut babies = std::collections::BTreeSet::new();
+        let mut giants = std::collections::BTreeSet::new();
+        for &k in offsets {
+            let (j, i) = self.split(k);
+            if i != 0 {
+                babies.insert(i);
+            }
+            if j != 0 {
+                giants.insert(j);
+            }
+        }
+        babies.len() + giants.len()
+    }
+
+    /// The layout with the fewest rotations (ties: more baby steps, which share one ModUp), over both
+    /// readings of the offsets and every power-of-two baby count (or the given one).
+    fn choose(offsets: &[usize], slots: usize, baby: Option<usize>) -> Self {
+        let gcd = |mut a: usize, mut b: usize| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        let mut best: Option<(usize, Layout)> = None;
+        for signed in [false, true] {
+            let probe = Layout {
+                slots,
+                signed,
+                stride: 1,
+                baby: 1,
+            };
+            let stride = offsets.iter().fold(0usize, |acc, &k| {
+                gcd(acc, probe.offset(k).unsigned_abs() as usize)
+            });
+            let stride = if stride == 0 { 1 } else { stride };
+            let babies: Vec<usize> = match baby {
+                Some(b) => vec![b],
+                None => (0..=slots.trailing_zeros()).map(|e| 1usize << e).collect(),
+            };
+            for g in babies {
+                let layout = Layout {
+                    slots,
+                    signed,
+                    stride: if baby.is_some() { 1 } else { stride },
+                    baby: g,
+                };
+                let c = layout.cost(offsets);
+                let better = match &best {
+                    None => true,
+                    Some((bc, bl)) => c < *bc || (c == *bc && g > bl.baby),
+                };
+                if better {
+                    best = Some((c, layout));
+                }
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or(Layout {
+            slots,
+            signed: false,
+            stride: 1,
+            baby: 1,
+        })
+    }
 }
 
 fn rotate_vec(v: &[Complex64], k: i64) -> Vec<Complex64> {
@@ -114,32 +219,25 @@ impl LinearTransform {
         if diagonals.values().any(|d| d.len() != slots) {
             return Err(Error::InvalidSlots { slots, max: slots });
         }
-        let baby = match baby {
-            Some(b) if b.is_power_of_two() && b <= slots => b,
-            Some(_) => {
+        if let Some(b) = baby {
+            if !b.is_power_of_two() || b > slots {
                 return Err(Error::OutOfRange {
                     reason: "baby steps must be a power of two up to the slots",
-                })
+                });
             }
-            None => {
-                // About sqrt(#diagonals) baby steps, rounded to a power of two.
-                let span = diagonals.keys().next_back().map(|&k| k + 1).unwrap_or(1);
-                ((span as f64).sqrt().ceil() as usize)
-                    .next_power_of_two()
-                    .min(slots)
-            }
-        };
-        let mut giant: BTreeMap<usize, BTreeMap<usize, Plaintext>> = BTreeMap::new();
+        }
+        let layout = Layout::choose(&diagonals.keys().copied().collect::<Vec<_>>(), slots, baby);
+        let mut giant: BTreeMap<i64, BTreeMap<usize, Plaintext>> = BTreeMap::new();
         for (&k, d) in diagonals {
-            let (j, i) = (k / baby, k % baby);
-            let pre = rotate_vec(d, -((baby * j) as i64));
+            let (j, i) = layout.split(k);
+            let pre = rotate_vec(d, -(layout.giant_rotation(j)));
             let pt = encoder.encode(&pre, level, diag_scale)?;
             giant.entry(j).or_default().insert(i, pt);
         }
         Ok(Self {
             slots,
             level,
-            baby,
+            layout,
             giant,
         })
     }
@@ -163,15 +261,22 @@ impl LinearTransform {
         Ok(out)
     }
 
-    /// The rotations whose Galois keys the evaluation needs.
+    /// The rotations whose Galois keys the evaluation needs (normalised to `0..slots`).
     pub fn rotations_needed(&self) -> Vec<i64> {
+        let s = self.slots as i64;
         let mut r: Vec<i64> = Vec::new();
         for (&j, inner) in &self.giant {
             if j != 0 {
-                r.push((self.baby * j) as i64);
+                r.push(self.layout.giant_rotation(j).rem_euclid(s));
             }
-            r.extend(inner.keys().filter(|&&i| i != 0).map(|&i| i as i64));
+            r.extend(
+                inner
+                    .keys()
+                    .filter(|&&i| i != 0)
+                    .map(|&i| self.layout.baby_rotation(i).rem_euclid(s)),
+            );
         }
+        r.retain(|&k| k != 0);
         r.sort_unstable();
         r.dedup();
         r
@@ -220,7 +325,13 @@ impl LinearTransform {
         let mut babies: Vec<usize> = self.giant.values().flat_map(|m| m.keys().copied()).collect();
         babies.sort_unstable();
         babies.dedup();
-        let rotated = eval.rotate_hoisted(z, &babies.iter().map(|&i| i as i64).collect::<Vec<_>>())?;
+        let rotated = eval.rotate_hoisted(
+            z,
+            &babies
+                .iter()
+                .map(|&i| self.layout.baby_rotation(i))
+                .collect::<Vec<_>>(),
+        )?;
         let baby_ct: BTreeMap<usize, &Ciphertext> = babies.iter().copied().zip(rotated.iter()).collect();
         let mut acc: Option<Ciphertext> = None;
         for (&j, inner) in &self.giant {
@@ -236,7 +347,8 @@ impl LinearTransform {
                 });
             }
             let Some(sum) = sum else { continue };
-            let moved = eval.rotate(&sum, (self.baby * j) as i64)?;
+            // Same normalisation as `rotations_needed`, so the key looked up is the one generated.
+            let moved = eval.rotate(&sum, self.layout.giant_rotation(j).rem_euclid(self.slots as i64))?;
             acc = Some(match acc {
                 None => moved,
                 Some(a) => eval.add(&a, &moved)?,
