@@ -59,6 +59,14 @@ impl SwitchingKey {
     pub fn dnum(&self) -> usize {
         self.digits.len()
     }
+
+    /// Bytes held by the key's residues.
+    pub fn memory_bytes(&self) -> usize {
+        self.digits
+            .iter()
+            .map(|(b, a)| 8 * (b.as_slice().len() + a.as_slice().len()))
+            .sum()
+    }
 }
 
 /// A ciphertext's polynomials, level and nothing else: `c_0 + c_1 s + c_2 s^2 + ... = m + e mod Q_l`.

@@ -135,3 +135,59 @@ fn ten_multiply_bootstrap_cycles_stay_bounded() {
     // Each cycle measured 20.9-21.1 bits: bootstrapping's error does not accumulate.
     assert!(worst > 19.0, "worst cycle: {worst} bits");
 }
+
+/// The secure N = 2^16 preset: precision, levels left, time and key memory. Needs about 12 GB of
+/// memory; run with `cargo test --release -p ckks --test bootstrap -- --ignored --nocapture`.
+#[test]
+#[ignore = "N = 2^16 bootstrapping: about 12 GB of memory and a minute"]
+fn secure_preset_bootstrapping() {
+    use std::time::Instant;
+    let params = Parameters::n16_boot().unwrap();
+    let enc = CkksEncoder::new(&params).unwrap();
+    let t = Instant::now();
+    let boot = Bootstrapper::new(&params, &enc, BootstrapConfig::n16_default()).unwrap();
+    eprintln!(
+        "circuit prepared in {:.1} s, depth {}, output level {}",
+        t.elapsed().as_secs_f64(),
+        boot.depth(),
+        boot.output_level()
+    );
+    assert!(boot.output_level() >= 9);
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let kg = KeyGenerator::new(&params);
+    let sk = kg.gen_secret_key(&mut rng).unwrap();
+    let pk = kg.gen_public_key(&sk, &mut rng).unwrap();
+    let t = Instant::now();
+    let mut keys = EvaluationKeys {
+        relin: Some(kg.gen_relin_key(&sk, &mut rng).unwrap()),
+        ..Default::default()
+    };
+    for g in boot.galois_elements() {
+        keys.galois
+            .insert(g, kg.gen_galois_key(&sk, g, &mut rng).unwrap());
+    }
+    let key_bytes = keys.memory_bytes();
+    eprintln!(
+        "keys: relin + {} Galois keys, {:.2} GiB, generated in {:.1} s",
+        keys.galois.len(),
+        key_bytes as f64 / (1u64 << 30) as f64,
+        t.elapsed().as_secs_f64()
+    );
+    let eval = Evaluator::new(&params, Arc::new(keys));
+    let v: Vec<Complex64> = (0..params.max_slots())
+        .map(|_| Complex64::new(rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)))
+        .collect();
+    let ct = CkksEncryptor(Encryptor::Public(pk))
+        .encrypt(&enc.encode(&v, 0, params.default_scale()).unwrap(), &mut rng)
+        .unwrap();
+    let t = Instant::now();
+    let out = boot.bootstrap(&eval, &ct).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let stats = precision_stats(&v, &enc.decode(&decrypt_ckks(&sk, &out).unwrap()).unwrap()).unwrap();
+    eprintln!(
+        "bootstrapping N = 2^16, {} threads: {secs:.1} s, level {} after, {stats}",
+        rayon::current_num_threads(),
+        out.level()
+    );
+    assert!(stats.min_bits > 19.0, "{stats}");
+}

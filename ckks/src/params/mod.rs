@@ -383,6 +383,31 @@ impl Parameters {
         self.q.len().div_ceil(self.p.len())
     }
 
+    /// The N = 2^16 bootstrapping preset: q_0 of 60 bits, 9 working levels at scale 2^45 (45-bit
+    /// primes), 16 bootstrapping levels of 58 bits, five 60-bit special primes (dnum = 6), a sparse
+    /// ternary secret of Hamming weight 192; log QP = 1693 <= 1747.
+    ///
+    /// The security check applies the HE standard's bound for uniform ternary secrets; a sparse
+    /// secret of weight 192 is the usual choice of bootstrapping parameter sets (Lattigo's defaults
+    /// use it at N = 2^16 with a smaller log QP, about 1550), and its exact security was not
+    /// estimated here: treat this preset as "128-bit by the standard table, sparse-secret caveat".
+    ///
+    /// # Errors
+    /// As [`Parameters::new`].
+    pub fn n16_boot() -> Result<Arc<Self>> {
+        Self::new(ParametersLiteral {
+            log_n: 16,
+            log_q: std::iter::once(60)
+                .chain(std::iter::repeat_n(45, 9))
+                .chain(std::iter::repeat_n(58, 16))
+                .collect(),
+            log_p: vec![60; 5],
+            log_default_scale: 45,
+            secret: SecretDistribution::SparseTernary { hamming_weight: 192 },
+            security: SecurityLevel::Classical128,
+        })
+    }
+
     /// A toy set for fast tests: N = 2^`log_n`, q_0 of 50 bits, `levels` scaling primes of 40 bits,
     /// scale 2^40, two 50-bit special primes. **Insecure**: flagged `InsecureForTests`.
     ///

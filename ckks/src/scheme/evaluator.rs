@@ -145,6 +145,17 @@ pub struct EvaluationKeys {
     pub galois: HashMap<u64, SwitchingKey>,
 }
 
+impl EvaluationKeys {
+    /// Bytes held by the keys' residues.
+    pub fn memory_bytes(&self) -> usize {
+        self.relin
+            .iter()
+            .chain(self.galois.values())
+            .map(|k| k.memory_bytes())
+            .sum()
+    }
+}
+
 /// Homomorphic operations.
 #[derive(Debug)]
 pub struct Evaluator {
