@@ -31,7 +31,7 @@ fn ctx() -> Ctx {
         cos_degree: 31,
         double_angle: 3,
     };
-    // q0 and the bootstrapping primes are 60 bits (the message is 2^15 below q0 at scale 2^45);
+    // q0 of 55 bits (the message is 2^10 below q0 at scale 2^45), bootstrapping primes of 60 bits,
     // two working levels of 45 bits.
     let boot_levels = 2 + 5 + 3 + 2;
     let params = Parameters::new(ParametersLiteral {

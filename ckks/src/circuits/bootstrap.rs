@@ -39,6 +39,27 @@ use poly_approx::eval::EvalPlan;
 use poly_approx::Interval;
 use std::sync::Arc;
 
+/// The intermediate values [`Bootstrapper::bootstrap_traced`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootstrapStage {
+    /// After ModRaise (decodes to `t / raise_scale`).
+    Raised,
+    /// After the given CoeffsToSlots matrix (all but the last, which is fused with the split).
+    CoeffsToSlots(usize),
+    /// `x` of the real half, input of EvalMod.
+    Real,
+    /// `x` of the imaginary half.
+    Imaginary,
+    /// The cosine polynomial's output on the real half, before the double angles.
+    RealCosine,
+    /// `sin(2 pi K x)` of the real half.
+    RealMod,
+    /// `sin(2 pi K x)` of the imaginary half.
+    ImaginaryMod,
+    /// After the given SlotsToCoeffs matrix.
+    SlotsToCoeffs(usize),
+}
+
 /// The choices that shape a bootstrapping circuit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BootstrapConfig {
@@ -234,10 +255,16 @@ impl Bootstrapper {
         })
     }
 
-    /// Step 3 on one half: `sin(2 pi y)` from `x = y / K`.
-    fn eval_mod(&self, eval: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
+    /// Step 3 on one half: `sin(2 pi y)` from `x = y / K`; `cosine` sees the polynomial's output.
+    fn eval_mod(
+        &self,
+        eval: &Evaluator,
+        x: &Ciphertext,
+        cosine: &mut dyn FnMut(&Ciphertext),
+    ) -> Result<Ciphertext> {
         let mut arith = CkksArith::new(&self.params, eval);
         let mut c = self.cos_plan.evaluate(&mut arith, x)?;
+        cosine(&c);
         for _ in 0..self.config.double_angle {
             let sq = eval.mul_relin(&c, &c)?;
             c = eval.add_const(&eval.rescale(&eval.mul_int(&sq, 2))?, -1.0)?;
@@ -253,6 +280,41 @@ impl Bootstrapper {
     /// [`Error::InvalidSlots`] for a sparse ciphertext; [`Error::MissingGaloisKey`] when the
     /// evaluator lacks a key of [`Bootstrapper::galois_elements`].
     pub fn bootstrap(&self, eval: &Evaluator, ct: &Ciphertext) -> Result<Ciphertext> {
+        self.bootstrap_traced(eval, ct, &mut |_, _| {})
+    }
+
+    /// The DFT matrices in application order (CoeffsToSlots), for diagnostics.
+    pub fn coeffs_to_slots_matrices(&self) -> Result<Vec<dft::DiagMatrix>> {
+        let q0 = self.params.q()[0] as f64;
+        dft::coeffs_to_slots(
+            self.params.max_slots(),
+            self.config.cts_levels,
+            self.raise_scale / (2.0 * q0 * self.config.k),
+        )
+    }
+
+    /// The SlotsToCoeffs matrices in application order, for diagnostics.
+    pub fn slots_to_coeffs_matrices(&self) -> Result<Vec<dft::DiagMatrix>> {
+        let q0 = self.params.q()[0] as f64;
+        let two_pi = 2.0 * std::f64::consts::PI;
+        dft::slots_to_coeffs(
+            self.params.max_slots(),
+            self.config.stc_levels,
+            q0 / (two_pi * self.nominal_scale),
+        )
+    }
+
+    /// As [`Bootstrapper::bootstrap`], calling `trace` with every intermediate ciphertext (for
+    /// diagnostics: a test holding the secret key can measure the error each stage adds).
+    ///
+    /// # Errors
+    /// As [`Bootstrapper::bootstrap`].
+    pub fn bootstrap_traced(
+        &self,
+        eval: &Evaluator,
+        ct: &Ciphertext,
+        trace: &mut dyn FnMut(BootstrapStage, &Ciphertext),
+    ) -> Result<Ciphertext> {
         if ct.slots() != self.params.max_slots() {
             return Err(Error::InvalidSlots {
                 slots: ct.slots(),
@@ -263,20 +325,34 @@ impl Bootstrapper {
         let n = self.params.n();
         // 1. ModRaise
         let mut u = self.mod_raise(eval, ct)?;
+        trace(BootstrapStage::Raised, &u);
         // 2. CoeffsToSlots, then split real and imaginary halves.
-        for lt in &self.cts {
-            u = lt.evaluate(eval, &u)?;
+        let last = self.cts.len().saturating_sub(1);
+        for (i, lt) in self.cts.iter().enumerate() {
+            if i == last {
+                // The split happens before the last rescale, so the conjugation's key-switching
+                // noise is divided by q_l too.
+                u = lt.evaluate_without_rescale(eval, &u)?;
+            } else {
+                u = lt.evaluate(eval, &u)?;
+                trace(BootstrapStage::CoeffsToSlots(i), &u);
+            }
         }
         let conj = eval.conjugate(&u)?;
-        let re = eval.add(&u, &conj)?;
-        let im = eval.mul_int(&eval.mul_by_monomial(&eval.sub(&u, &conj)?, n / 2)?, -1);
+        let re = eval.rescale(&eval.add(&u, &conj)?)?;
+        let im = eval.rescale(&eval.mul_int(&eval.mul_by_monomial(&eval.sub(&u, &conj)?, n / 2)?, -1))?;
+        trace(BootstrapStage::Real, &re);
+        trace(BootstrapStage::Imaginary, &im);
         // 3. EvalMod on both halves.
-        let re = self.eval_mod(eval, &re)?;
-        let im = self.eval_mod(eval, &im)?;
+        let re = self.eval_mod(eval, &re, &mut |c| trace(BootstrapStage::RealCosine, c))?;
+        let im = self.eval_mod(eval, &im, &mut |_| {})?;
+        trace(BootstrapStage::RealMod, &re);
+        trace(BootstrapStage::ImaginaryMod, &im);
         // 4. Recombine and SlotsToCoeffs.
         let mut v = eval.add(&re, &eval.mul_by_monomial(&im, n / 2)?)?;
-        for lt in &self.stc {
+        for (i, lt) in self.stc.iter().enumerate() {
             v = lt.evaluate(eval, &v)?;
+            trace(BootstrapStage::SlotsToCoeffs(i), &v);
         }
         // SlotsToCoeffs divided by the nominal scale; the input's own scale may differ.
         let scale = v.scale() * input_scale / self.nominal_scale;

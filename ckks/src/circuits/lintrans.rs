@@ -309,6 +309,16 @@ impl LinearTransform {
     /// # Errors
     /// [`Error::LevelMismatch`], [`Error::InvalidSlots`], [`Error::MissingGaloisKey`].
     pub fn evaluate(&self, eval: &Evaluator, z: &Ciphertext) -> Result<Ciphertext> {
+        eval.rescale(&self.evaluate_without_rescale(eval, z)?)
+    }
+
+    /// As [`LinearTransform::evaluate`] but leaves the rescale to the caller: the output is at the
+    /// input's level with scale `input scale * diagonal scale`. Operations done before the rescale
+    /// (a conjugation, say) have their key-switching noise divided by `q_l` along with the rest.
+    ///
+    /// # Errors
+    /// As [`LinearTransform::evaluate`].
+    pub fn evaluate_without_rescale(&self, eval: &Evaluator, z: &Ciphertext) -> Result<Ciphertext> {
         if z.level() != self.level {
             return Err(Error::LevelMismatch {
                 left: z.level(),
@@ -354,9 +364,8 @@ impl LinearTransform {
                 Some(a) => eval.add(&a, &moved)?,
             });
         }
-        let acc = acc.ok_or(Error::InvalidKey {
+        acc.ok_or(Error::InvalidKey {
             reason: "empty linear transform",
-        })?;
-        eval.rescale(&acc)
+        })
     }
 }

@@ -383,9 +383,14 @@ impl Parameters {
         self.q.len().div_ceil(self.p.len())
     }
 
-    /// The N = 2^16 bootstrapping preset: q_0 of 60 bits, 9 working levels at scale 2^45 (45-bit
-    /// primes), 16 bootstrapping levels of 58 bits, five 60-bit special primes (dnum = 6), a sparse
-    /// ternary secret of Hamming weight 192; log QP = 1693 <= 1747.
+    /// The N = 2^16 bootstrapping preset: q_0 of 55 bits, 9 working levels at scale 2^45 (45-bit
+    /// primes), 16 bootstrapping levels of 60 bits, five 60-bit special primes (dnum = 6), a sparse
+    /// ternary secret of Hamming weight 192; log QP = 1720 <= 1747.
+    ///
+    /// q_0 / Delta = 2^10 trades the sine's cubic error (about 2^-17 relative in the worst case of a
+    /// message whose coefficients reach Delta; random messages have coefficients far smaller) against
+    /// the amplification of the bootstrapping noise by q_0 / Delta (measured at N = 2^12: 2^15
+    /// costs 5 bits more than 2^10).
     ///
     /// The security check applies the HE standard's bound for uniform ternary secrets; a sparse
     /// secret of weight 192 is the usual choice of bootstrapping parameter sets (Lattigo's defaults
@@ -397,9 +402,9 @@ impl Parameters {
     pub fn n16_boot() -> Result<Arc<Self>> {
         Self::new(ParametersLiteral {
             log_n: 16,
-            log_q: std::iter::once(60)
+            log_q: std::iter::once(55)
                 .chain(std::iter::repeat_n(45, 9))
-                .chain(std::iter::repeat_n(58, 16))
+                .chain(std::iter::repeat_n(60, 16))
                 .collect(),
             log_p: vec![60; 5],
             log_default_scale: 45,
