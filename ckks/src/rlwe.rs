@@ -162,7 +162,7 @@ impl KeyGenerator {
             .map(|m| params.p().iter().fold(1u64, |acc, &p| m.mul(acc, m.reduce(p))))
             .collect();
         let mut digits = Vec::new();
-        for digit in digits_at_level(big_l, params.p().len()) {
+        for digit in digits_at_level(big_l, params.digit_primes()) {
             let (mut b, a) = rlwe_sample(ring, &s, rng)?;
             // b += P T_i s': residues P s'_j on the digit's primes, zero elsewhere.
             let mut gadget = RnsPoly::<Ntt>::zero(ring);

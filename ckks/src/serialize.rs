@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 4] = b"HECK";
 /// The format version written and accepted.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER_LEN: usize = 4 + 2 + 1 + 32;
 const TRAILER_LEN: usize = 32;
 
@@ -201,6 +201,11 @@ pub fn parameters_from_bytes(bytes: &[u8]) -> Result<Arc<Parameters>> {
         1 => SecurityLevel::InsecureForTests,
         _ => return Err(err("unknown security level")),
     };
+    let dnum = match r.u64()? {
+        0 => None,
+        d if d <= 256 => Some(d as usize),
+        _ => return Err(err("dnum out of range")),
+    };
     let log_p = lists.pop().unwrap_or_default();
     let log_q = lists.pop().unwrap_or_default();
     let lit = ParametersLiteral {
@@ -210,6 +215,7 @@ pub fn parameters_from_bytes(bytes: &[u8]) -> Result<Arc<Parameters>> {
         log_default_scale,
         secret,
         security,
+        dnum,
     };
     let params = Parameters::new(lit)?;
     // The primes that follow must be the ones the literal generates, and the digest must match.

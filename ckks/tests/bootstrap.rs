@@ -44,6 +44,7 @@ fn ctx() -> Ctx {
         log_default_scale: 45,
         secret: SecretDistribution::SparseTernary { hamming_weight: 32 },
         security: SecurityLevel::InsecureForTests,
+        dnum: None,
     })
     .unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(11);

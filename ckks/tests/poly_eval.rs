@@ -26,6 +26,7 @@ fn gelu_minimax_on_ciphertexts_matches_plaintext_polynomial() {
         log_default_scale: 45,
         secret: SecretDistribution::UniformTernary,
         security: SecurityLevel::InsecureForTests,
+        dnum: None,
     })
     .unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(3);

@@ -125,7 +125,7 @@ fn golden_parameter_digest() {
         .collect();
     assert_eq!(hex, GOLDEN);
 }
-const GOLDEN: &str = "851556b452f825882837e2f9238cc1927787dc95905c630b38299222bcd65939";
+const GOLDEN: &str = "fb1e5d6b7c5414ac47ddaa010d7eec763300b8582f6b6304be0ad155d7927d57";
 
 #[test]
 fn other_parameters_and_kinds_are_refused() {

@@ -46,6 +46,10 @@ pub struct ParametersLiteral {
     pub secret: SecretDistribution,
     /// Security requirement.
     pub security: SecurityLevel,
+    /// Number of digits of the hybrid key-switching decomposition at the top level. `None` picks
+    /// the fewest digits whose products all stay 2^10 below P, which keeps the key-switching noise
+    /// `sum_i digit_i e_i / P` small; an explicit `dnum` must respect the same bound.
+    pub dnum: Option<usize>,
 }
 
 /// One digit of the hybrid key-switching decomposition at one level: a run of consecutive Q primes
@@ -73,6 +77,41 @@ pub fn digits_at_level(level: usize, alpha: usize) -> Vec<std::ops::Range<usize>
         .collect()
 }
 
+/// Margin, in bits, between P and the largest digit product.
+const DIGIT_MARGIN_BITS: f64 = 10.0;
+
+/// Primes per digit: from `dnum` if given (checked against the P bound), else the largest size
+/// whose digits all stay `DIGIT_MARGIN_BITS` below P.
+fn digit_size(q: &[u64], p: &[u64], dnum: Option<usize>) -> Result<usize> {
+    let log_p: f64 = p.iter().map(|&x| (x as f64).log2()).sum();
+    let fits = |alpha: usize| {
+        q.chunks(alpha)
+            .all(|d| d.iter().map(|&x| (x as f64).log2()).sum::<f64>() <= log_p - DIGIT_MARGIN_BITS)
+    };
+    match dnum {
+        Some(d) => {
+            if d == 0 || d > q.len() {
+                return Err(Error::InvalidParameters {
+                    reason: "dnum must be in 1..=number of Q primes",
+                });
+            }
+            let alpha = q.len().div_ceil(d);
+            if !fits(alpha) {
+                return Err(Error::InvalidParameters {
+                    reason: "P must exceed every key-switching digit by 2^10: use more digits or more special primes",
+                });
+            }
+            Ok(alpha)
+        }
+        None => (1..=q.len())
+            .rev()
+            .find(|&a| fits(a))
+            .ok_or(Error::InvalidParameters {
+                reason: "P is too small for even one Q prime per digit (P must exceed each q_i by 2^10)",
+            }),
+    }
+}
+
 /// The canonical byte encoding of a parameter set: the literal's fields then the primes, little endian.
 /// It is the body of serialized parameters and the input of the parameter digest.
 pub fn canonical_bytes(lit: &ParametersLiteral, q: &[u64], p: &[u64]) -> Vec<u8> {
@@ -95,6 +134,7 @@ pub fn canonical_bytes(lit: &ParametersLiteral, q: &[u64], p: &[u64]) -> Vec<u8>
         SecurityLevel::Classical128 => 0,
         SecurityLevel::InsecureForTests => 1,
     });
+    out.extend_from_slice(&(lit.dnum.unwrap_or(0) as u64).to_le_bytes());
     for list in [q, p] {
         out.extend_from_slice(&(list.len() as u32).to_le_bytes());
         for x in list {
@@ -128,6 +168,8 @@ pub struct Parameters {
     mod_down: Vec<TailDivider>,
     /// The digits of the hybrid decomposition at each level, with their ModUp extenders.
     mod_up: Vec<Vec<ModUpDigit>>,
+    /// Primes per digit.
+    alpha: usize,
     log_qp: f64,
     digest: [u8; 32],
 }
@@ -205,6 +247,7 @@ impl Parameters {
                 });
             }
         }
+        let alpha = digit_size(&q, &p, lit.dnum)?;
         let all_q = RingBasis::new(n, &q)?;
         let ring_p = RingBasis::new(n, &p)?;
         let ring_q = (0..q.len())
@@ -232,7 +275,7 @@ impl Parameters {
             .iter()
             .enumerate()
             .map(|(level, r)| {
-                digits_at_level(level, p.len())
+                digits_at_level(level, alpha)
                     .into_iter()
                     .map(|digit| {
                         let digit_ring = r.sub_basis(digit.clone())?;
@@ -261,6 +304,7 @@ impl Parameters {
             rescalers,
             mod_down,
             mod_up,
+            alpha,
             log_qp,
             digest,
         }))
@@ -380,7 +424,12 @@ impl Parameters {
 
     /// The number of digits at the top level (dnum).
     pub fn dnum(&self) -> usize {
-        self.q.len().div_ceil(self.p.len())
+        self.q.len().div_ceil(self.alpha)
+    }
+
+    /// Primes per key-switching digit.
+    pub fn digit_primes(&self) -> usize {
+        self.alpha
     }
 
     /// The N = 2^16 bootstrapping preset: q_0 of 55 bits, 9 working levels at scale 2^45 (45-bit
@@ -410,6 +459,7 @@ impl Parameters {
             log_default_scale: 45,
             secret: SecretDistribution::SparseTernary { hamming_weight: 192 },
             security: SecurityLevel::Classical128,
+            dnum: None,
         })
     }
 
@@ -428,6 +478,7 @@ impl Parameters {
             log_default_scale: 40,
             secret: SecretDistribution::UniformTernary,
             security: SecurityLevel::InsecureForTests,
+            dnum: None,
         })
     }
 
@@ -444,6 +495,7 @@ impl Parameters {
             log_default_scale: 45,
             secret: SecretDistribution::UniformTernary,
             security: SecurityLevel::Classical128,
+            dnum: None,
         })
     }
 }
@@ -457,18 +509,19 @@ mod tests {
         let mut lit = ParametersLiteral {
             log_n: 12,
             log_q: vec![50, 40, 40],
-            log_p: vec![50],
+            log_p: vec![60],
             log_default_scale: 40,
             secret: SecretDistribution::UniformTernary,
             security: SecurityLevel::Classical128,
+            dnum: None,
         };
-        // log QP = 180 > 106 at N = 2^12.
+        // log QP = 190 > 106 at N = 2^12.
         match Parameters::new(lit.clone()) {
             Err(Error::InsecureParameters {
                 log_n: 12,
                 max_log_qp: 106,
                 log_qp,
-            }) => assert!(log_qp >= 179),
+            }) => assert!(log_qp >= 189),
             other => panic!("expected a refusal, got {other:?}"),
         }
         lit.security = SecurityLevel::InsecureForTests;
@@ -488,6 +541,7 @@ mod tests {
             log_default_scale: 20,
             secret: SecretDistribution::UniformTernary,
             security: SecurityLevel::InsecureForTests,
+            dnum: None,
         };
         assert!(matches!(
             Parameters::new(ok.clone()),
@@ -520,6 +574,33 @@ mod tests {
             Parameters::new(bad_scale),
             Err(Error::InvalidParameters { .. })
         ));
+    }
+
+    #[test]
+    fn digits_stay_below_p() {
+        let lit = |log_q: Vec<u32>, log_p: Vec<u32>, dnum| ParametersLiteral {
+            log_n: 10,
+            log_q,
+            log_p,
+            log_default_scale: 40,
+            secret: SecretDistribution::UniformTernary,
+            security: SecurityLevel::InsecureForTests,
+            dnum,
+        };
+        // 60-bit primes with P = 3 x 60: digits of 2 primes (120 <= 170), not 3 (180 > 170).
+        let p = Parameters::new(lit(vec![60; 7], vec![60; 3], None)).unwrap();
+        assert_eq!(p.digit_primes(), 2);
+        assert_eq!(p.dnum(), 4);
+        assert!(Parameters::new(lit(vec![60; 7], vec![60; 3], Some(3))).is_err());
+        assert_eq!(
+            Parameters::new(lit(vec![60; 7], vec![60; 3], Some(7)))
+                .unwrap()
+                .dnum(),
+            7
+        );
+        assert!(Parameters::new(lit(vec![60; 7], vec![60; 3], Some(0))).is_err());
+        // A single special prime no larger than the Q primes cannot bound the noise.
+        assert!(Parameters::new(lit(vec![50, 50], vec![50], None)).is_err());
     }
 
     #[test]
