@@ -1,11 +1,28 @@
-//! `harness`: the command-line tool of the workspace. Today it runs the demo of the ring layer;
-//! the experiment suite (`list`, `run`, `plot`, `report`) lands with the training pipeline.
+//! `harness`: the command-line tool of the workspace.
+//!
+//! - `demo`: the ring layer and an encrypted computation at N = 2^16 (built-in defaults);
+//! - `list`: the experiments and their presets;
+//! - `run <experiment> [--preset tiny|cpu] [--seed N] [--out results]`: runs an experiment and
+//!   writes its CSV, headed by `#` provenance lines;
+//! - `plot <experiment> [--out results]`: draws its SVG figures from that CSV (never recomputes);
+//! - `report [--out results]`: regenerates `results/README.md`, every CSV and figure with the
+//!   command that made it.
 
+mod csv_out;
 mod demo;
+mod experiments;
+mod plot;
+mod provenance;
+mod report;
 
+use std::path::PathBuf;
+
+use anyhow::{ensure, Result};
 use clap::{Parser, Subcommand};
 
-#[derive(Parser)]
+use experiments::{Preset, RunArgs, EXPERIMENTS};
+
+#[derive(Debug, Parser)]
 #[command(
     name = "harness",
     about = "Secure transformer inference over CKKS: demo and experiments"
@@ -15,7 +32,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Shows the library at work on built-in defaults (today: the CKKS ring layer at N = 2^16).
     Demo {
@@ -26,11 +43,152 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         limbs: usize,
     },
+    /// Lists the experiments and their presets.
+    List,
+    /// Runs an experiment and writes its CSV (with a provenance header) to the output directory.
+    Run {
+        /// Experiment name (see `list`).
+        experiment: String,
+        /// Size of the run.
+        #[arg(long, value_enum, default_value_t = Preset::Cpu)]
+        preset: Preset,
+        /// Seed for experiments that sample (always recorded).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Draws an experiment's figures (SVG) from its CSV in the output directory.
+    Plot {
+        /// Experiment name (see `list`).
+        experiment: String,
+        /// Directory holding the CSV; the figures go there too.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Regenerates README.md in the output directory: every CSV and figure with its command.
+    Report {
+        /// Results directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo { log_n, limbs } => demo::run(log_n, limbs),
+        Command::List => {
+            for exp in EXPERIMENTS {
+                println!("{}: {}", exp.name, exp.description);
+                println!("  writes {} and, with `plot`, {}", exp.csv, exp.plots.join(", "));
+                for (preset, what) in exp.presets {
+                    println!("  --preset {:<5} {what}", preset.name());
+                }
+            }
+            Ok(())
+        }
+        Command::Run {
+            experiment,
+            preset,
+            seed,
+            out,
+        } => {
+            let exp = experiments::find(&experiment)?;
+            ensure!(
+                exp.presets.iter().any(|(p, _)| *p == preset),
+                "{} has no preset {}",
+                exp.name,
+                preset.name()
+            );
+            let start = std::time::Instant::now();
+            let csv = (exp.run)(&RunArgs { preset, seed, out })?;
+            println!(
+                "{}: wrote {} ({} rows) in {:.1} s",
+                exp.name,
+                csv.display(),
+                csv_out::count_rows(&csv)?,
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Plot { experiment, out } => {
+            let exp = experiments::find(&experiment)?;
+            let csv = out.join(exp.csv);
+            ensure!(
+                csv.is_file(),
+                "{} not found: run `harness run {} --out {}` first",
+                csv.display(),
+                exp.name,
+                out.display()
+            );
+            let source = csv_out::read_header(&csv)?;
+            let mut provenance = vec![
+                format!("command: {}", provenance::command_line()),
+                format!("source: {}", csv.display()),
+            ];
+            for key in ["git", "command", "preset", "date"] {
+                if let Some(v) = provenance::lookup(&source, key) {
+                    provenance.push(format!("source {key}: {v}"));
+                }
+            }
+            for path in (exp.plot)(&csv, &out, &provenance)? {
+                println!("{}: wrote {}", exp.name, path.display());
+            }
+            Ok(())
+        }
+        Command::Report { out } => {
+            let path = report::write(&out, &provenance::command_line())?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
+    }
+}
+
+/// A fresh, empty directory for one test under the system temp directory.
+#[cfg(test)]
+fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("harness-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_parses() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "harness",
+            "run",
+            "approx-error",
+            "--preset",
+            "tiny",
+            "--seed",
+            "3",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Run {
+                experiment,
+                preset,
+                seed,
+                out,
+            } => {
+                assert_eq!(experiment, "approx-error");
+                assert_eq!(preset, Preset::Tiny);
+                assert_eq!(seed, 3);
+                assert_eq!(out, PathBuf::from("results"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["harness", "run", "approx-error", "--preset", "huge"]).is_err());
+        assert!(Cli::try_parse_from(["harness", "demo"]).is_ok());
+        assert!(Cli::try_parse_from(["harness", "report"]).is_ok());
     }
 }

@@ -1,0 +1,194 @@
+//! The experiment registry: every experiment the harness can `run`, `plot` and `report`.
+//!
+//! An experiment is a module with a serde `Config` (one per [`Preset`]), a `run(&Config)` that
+//! returns rows, a `plot` that reads only the CSV, and a Markdown `summary` of the CSV for
+//! `results/README.md`. The `tiny` preset of every experiment runs in seconds, for tests and CI.
+
+pub mod approx_error;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::csv_out::write_csv;
+use crate::provenance::Provenance;
+
+/// Size of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// Seconds: smoke tests and CI.
+    Tiny,
+    /// Minutes on a laptop CPU: the numbers in `results/`.
+    Cpu,
+}
+
+impl Preset {
+    /// Lowercase name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Tiny => "tiny",
+            Preset::Cpu => "cpu",
+        }
+    }
+}
+
+/// What `harness run` needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunArgs {
+    /// Which settings.
+    pub preset: Preset,
+    /// Seed for experiments that sample (recorded in the provenance either way).
+    pub seed: u64,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+/// An entry of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct Experiment {
+    /// Name on the command line.
+    pub name: &'static str,
+    /// One line on what it measures.
+    pub description: &'static str,
+    /// Presets it supports, each with a description.
+    pub presets: &'static [(Preset, &'static str)],
+    /// File name of its CSV in the output directory.
+    pub csv: &'static str,
+    /// File names of the figures `plot` draws.
+    pub plots: &'static [&'static str],
+    /// Runs it and writes its CSV; returns the CSV's path.
+    pub run: fn(&RunArgs) -> Result<PathBuf>,
+    /// Draws its figures from `(csv, out_dir, provenance lines for the SVGs)`; returns their paths.
+    pub plot: fn(&Path, &Path, &[String]) -> Result<Vec<PathBuf>>,
+    /// Markdown summary of its CSV.
+    pub summary: fn(&Path) -> Result<String>,
+}
+
+/// All experiments.
+pub const EXPERIMENTS: &[Experiment] = &[Experiment {
+    name: "approx-error",
+    description: "Max error, depth and products of polynomial approximations of GELU, ReLU and 1/sqrt(x)",
+    presets: &[
+        (
+            Preset::Tiny,
+            "degrees 3, 7, 15; two composite ReLU designs; Newton from degrees 3 and 7 (under a second)",
+        ),
+        (
+            Preset::Cpu,
+            "degrees 3 to 127; twelve composite ReLU designs; Newton grid, designs for 1e-1 to 1e-12 (seconds)",
+        ),
+    ],
+    csv: approx_error::CSV,
+    plots: &[approx_error::PLOT_DEGREE, approx_error::PLOT_DEPTH],
+    run: run_approx_error,
+    plot: approx_error::plot,
+    summary: approx_error::summary,
+}];
+
+/// The experiment called `name`.
+pub fn find(name: &str) -> Result<&'static Experiment> {
+    EXPERIMENTS.iter().find(|e| e.name == name).with_context(|| {
+        let names: Vec<&str> = EXPERIMENTS.iter().map(|e| e.name).collect();
+        format!("no experiment '{name}'; known: {}", names.join(", "))
+    })
+}
+
+fn run_approx_error(args: &RunArgs) -> Result<PathBuf> {
+    let config = approx_error::Config::preset(args.preset);
+    run_and_write(args, approx_error::CSV, &config, approx_error::run)
+}
+
+/// Collects the provenance, runs `run` on `config` and writes the CSV into `args.out`.
+fn run_and_write<C: Serialize, R: Serialize>(
+    args: &RunArgs,
+    csv: &str,
+    config: &C,
+    run: impl FnOnce(&C) -> Result<(Vec<R>, Vec<String>)>,
+) -> Result<PathBuf> {
+    let provenance = Provenance::collect(args.seed, args.preset.name(), &serde_json::to_string(config)?);
+    let (rows, notes) = run(config)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let path = args.out.join(csv);
+    write_csv(&path, &provenance, &notes, &rows)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::approx_error::Row;
+    use super::*;
+    use crate::csv_out::{read_csv, read_header};
+    use crate::provenance::lookup;
+
+    #[test]
+    fn registry_names_are_unique_and_found() {
+        for e in EXPERIMENTS {
+            assert_eq!(find(e.name).unwrap().name, e.name);
+            assert!(e.presets.iter().any(|(p, _)| *p == Preset::Tiny));
+            assert_eq!(EXPERIMENTS.iter().filter(|o| o.name == e.name).count(), 1);
+        }
+        assert!(find("nope").is_err());
+    }
+
+    /// The tiny preset end to end: run, CSV with provenance, rows that parse, plots.
+    #[test]
+    fn approx_error_tiny() {
+        let dir = crate::test_dir("approx_error_tiny");
+        let exp = find("approx-error").unwrap();
+        let args = RunArgs {
+            preset: Preset::Tiny,
+            seed: 11,
+            out: dir.clone(),
+        };
+        let csv = (exp.run)(&args).unwrap();
+        assert_eq!(csv, dir.join("approx_error.csv"));
+
+        let header = read_header(&csv).unwrap();
+        assert_eq!(lookup(&header, "preset"), Some("tiny"));
+        assert_eq!(lookup(&header, "seed"), Some("11"));
+        assert!(lookup(&header, "config").is_some_and(|c| c.contains("\"degrees\":[3,7,15]")));
+        let rows: Vec<Row> = read_csv(&csv).unwrap();
+        assert!(rows.iter().all(|r| r.max_abs_error > 0.0 && r.depth >= 1));
+
+        // Remez on GELU: one row per degree, errors falling with the degree, depth rising.
+        let gelu: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.function == "gelu" && r.method == "remez")
+            .collect();
+        assert_eq!(gelu.iter().map(|r| r.degree).collect::<Vec<_>>(), [3, 7, 15]);
+        for w in gelu.windows(2) {
+            assert!(w[1].max_abs_error < w[0].max_abs_error, "{w:?}");
+            assert!(w[1].depth > w[0].depth);
+        }
+        // Minimax is never worse than the interpolant of the same degree.
+        for r in &gelu {
+            let cheb = rows
+                .iter()
+                .find(|c| c.function == "gelu" && c.method == "chebyshev" && c.degree == r.degree)
+                .unwrap();
+            assert!(r.max_abs_error <= cheb.max_abs_error * (1.0 + 1e-9));
+        }
+        // Composite ReLU: a smaller gap costs more levels and gives a smaller error.
+        let comp: Vec<&Row> = rows.iter().filter(|r| r.method == "composite").collect();
+        assert_eq!(comp.len(), 2);
+        assert!(comp[1].depth > comp[0].depth && comp[1].max_abs_error < comp[0].max_abs_error);
+        // Newton: relative errors everywhere, falling with each step; the designs reach 1e-4.
+        let newton: Vec<&Row> = rows.iter().filter(|r| r.method == "newton").collect();
+        let rel = |r: &Row| r.max_rel_error.unwrap();
+        let seven: Vec<&&Row> = newton.iter().filter(|r| r.stages.starts_with("7;")).collect();
+        assert_eq!(seven.len(), 2);
+        assert!(rel(seven[1]) < rel(seven[0]) && seven[1].depth == seven[0].depth + 2);
+        assert!(newton.iter().any(|r| rel(r) <= 1e-4));
+
+        let plots = (exp.plot)(&csv, &dir, &["command: test".into()]).unwrap();
+        assert_eq!(plots.len(), exp.plots.len());
+        for p in plots {
+            let svg = std::fs::read_to_string(&p).unwrap();
+            assert!(svg.contains("<svg"));
+            assert_eq!(crate::plot::svg_provenance(&svg), ["command: test"]);
+        }
+        assert!((exp.summary)(&csv).unwrap().contains("| gelu | remez |"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
