@@ -192,3 +192,89 @@ fn secure_preset_bootstrapping() {
     );
     assert!(stats.min_bits > 19.0, "{stats}");
 }
+
+/// Each stage's own error, measured against the exact operation applied to the previous stage's
+/// decrypted values (so errors do not accumulate in the comparison). Bounds are about 2 bits above
+/// the values measured at these toy parameters; a regression in one stage shows up by name.
+#[test]
+fn each_stage_adds_a_small_error() {
+    use ckks::circuits::bootstrap::BootstrapStage;
+    let mut c = ctx();
+    let v = random_values(c.params.max_slots(), &mut c.rng);
+    let ct = c
+        .encryptor
+        .encrypt(
+            &c.enc.encode(&v, 0, c.params.default_scale()).unwrap(),
+            &mut c.rng,
+        )
+        .unwrap();
+    let cts = c.boot.coeffs_to_slots_matrices().unwrap();
+    let stc = c.boot.slots_to_coeffs_matrices().unwrap();
+    let k = c.boot.config().k;
+    let r = c.boot.config().double_angle;
+    let mut decoded: Vec<(BootstrapStage, Vec<Complex64>)> = Vec::new();
+    c.boot
+        .bootstrap_traced(&c.eval, &ct, &mut |st, x| {
+            decoded.push((st, c.enc.decode(&decrypt_ckks(&c.sk, x).unwrap()).unwrap()));
+        })
+        .unwrap();
+    let find = |st: BootstrapStage| {
+        decoded
+            .iter()
+            .find(|(s, _)| *s == st)
+            .map(|(_, d)| d.clone())
+            .unwrap()
+    };
+    let err = |a: &[Complex64], b: &[Complex64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).norm())
+            .fold(0.0, f64::max)
+            .log2()
+    };
+    let tau = std::f64::consts::TAU;
+    // CoeffsToSlots (all but the last matrix, which is fused with the real/imaginary split).
+    let raised = find(BootstrapStage::Raised);
+    let cts0 = find(BootstrapStage::CoeffsToSlots(0));
+    let e_cts = err(&cts[0].apply(&raised).unwrap(), &cts0);
+    // The split: Re of the last matrix's output, doubled.
+    let real = find(BootstrapStage::Real);
+    let u = cts[1].apply(&cts0).unwrap();
+    let e_split = err(
+        &u.iter()
+            .map(|z| Complex64::new(2.0 * z.re, 0.0))
+            .collect::<Vec<_>>(),
+        &real,
+    );
+    // EvalMod: the cosine polynomial, then the whole of it.
+    let cos = find(BootstrapStage::RealCosine);
+    let exact_cos: Vec<Complex64> = real
+        .iter()
+        .map(|x| Complex64::new((tau * (k * x.re - 0.25) / (1u64 << r) as f64).cos(), 0.0))
+        .collect();
+    let e_cos = err(&exact_cos, &cos);
+    let re_mod = find(BootstrapStage::RealMod);
+    let exact_sin: Vec<Complex64> = real
+        .iter()
+        .map(|x| Complex64::new((tau * k * x.re).sin(), 0.0))
+        .collect();
+    let e_mod = err(&exact_sin, &re_mod);
+    // SlotsToCoeffs, first matrix on the recombined halves.
+    let im_mod = find(BootstrapStage::ImaginaryMod);
+    let recombined: Vec<Complex64> = re_mod
+        .iter()
+        .zip(&im_mod)
+        .map(|(a, b)| a + Complex64::new(0.0, 1.0) * b)
+        .collect();
+    let e_stc = err(
+        &stc[0].apply(&recombined).unwrap(),
+        &find(BootstrapStage::SlotsToCoeffs(0)),
+    );
+    eprintln!("stage errors (log2): cts {e_cts:.1}, split {e_split:.1}, cosine {e_cos:.1}, evalmod {e_mod:.1}, stc {e_stc:.1}");
+    // Measured: -47.0, -51.7, -45.5, -40.1, -38.0.
+    assert!(e_cts < -45.0, "CoeffsToSlots: 2^{e_cts:.1}");
+    assert!(e_split < -49.0, "split: 2^{e_split:.1}");
+    assert!(e_cos < -43.0, "cosine: 2^{e_cos:.1}");
+    assert!(e_mod < -38.0, "EvalMod: 2^{e_mod:.1}");
+    assert!(e_stc < -36.0, "SlotsToCoeffs: 2^{e_stc:.1}");
+}
