@@ -5,6 +5,7 @@
 //! `results/README.md`. The `tiny` preset of every experiment runs in seconds, for tests and CI.
 
 pub mod approx_error;
+pub mod bootstrap;
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +85,19 @@ pub const EXPERIMENTS: &[Experiment] = &[Experiment {
     run: run_approx_error,
     plot: approx_error::plot,
     summary: approx_error::summary,
+},
+Experiment {
+    name: "bootstrap",
+    description: "CKKS bootstrapping: precision, levels left, time on one and all threads, key memory",
+    presets: &[
+        (Preset::Tiny, "toy ring N = 2^10, insecure (seconds)"),
+        (Preset::Cpu, "the 128-bit N = 2^16 preset (about 12 GB of memory, a few minutes)"),
+    ],
+    csv: bootstrap::CSV,
+    plots: &[],
+    run: run_bootstrap,
+    plot: bootstrap::plot,
+    summary: bootstrap::summary,
 }];
 
 /// The experiment called `name`.
@@ -97,6 +111,11 @@ pub fn find(name: &str) -> Result<&'static Experiment> {
 fn run_approx_error(args: &RunArgs) -> Result<PathBuf> {
     let config = approx_error::Config::preset(args.preset);
     run_and_write(args, approx_error::CSV, &config, approx_error::run)
+}
+
+fn run_bootstrap(args: &RunArgs) -> Result<PathBuf> {
+    let config = bootstrap::Config::preset(args.preset, args.seed);
+    run_and_write(args, bootstrap::CSV, &config, bootstrap::run)
 }
 
 /// Collects the provenance, runs `run` on `config` and writes the CSV into `args.out`.
