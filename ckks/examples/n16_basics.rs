@@ -23,13 +23,20 @@ fn main() -> Result<(), ckks::Error> {
     let sk = kg.gen_secret_key(&mut rng)?;
     let pk = kg.gen_public_key(&sk, &mut rng)?;
     let g = galois_element_for_rotation(1, params.n());
-    let mut keys = EvaluationKeys { relin: Some(kg.gen_relin_key(&sk, &mut rng)?), ..Default::default() };
+    let mut keys = EvaluationKeys {
+        relin: Some(kg.gen_relin_key(&sk, &mut rng)?),
+        ..Default::default()
+    };
     keys.galois.insert(g, kg.gen_galois_key(&sk, g, &mut rng)?);
     let eval = Evaluator::new(&params, Arc::new(keys));
     let enc = CkksEncoder::new(&params)?;
     let slots = params.max_slots();
-    let x: Vec<Complex64> = (0..slots).map(|i| Complex64::new((i as f64 / slots as f64) * 2.0 - 1.0, 0.5)).collect();
-    let y: Vec<Complex64> = (0..slots).map(|i| Complex64::new(((i * 7) % 13) as f64 / 13.0, -0.25)).collect();
+    let x: Vec<Complex64> = (0..slots)
+        .map(|i| Complex64::new((i as f64 / slots as f64) * 2.0 - 1.0, 0.5))
+        .collect();
+    let y: Vec<Complex64> = (0..slots)
+        .map(|i| Complex64::new(((i * 7) % 13) as f64 / 13.0, -0.25))
+        .collect();
     let encryptor = CkksEncryptor(Encryptor::Public(pk));
     let top = params.max_level();
     let cx = encryptor.encrypt(&enc.encode(&x, top, params.default_scale())?, &mut rng)?;
@@ -39,9 +46,17 @@ fn main() -> Result<(), ckks::Error> {
     let rotated = eval.rotate(&prod, 1)?;
     let elapsed = t.elapsed();
     let got = enc.decode(&decrypt_ckks(&sk, &rotated)?)?;
-    let expected: Vec<Complex64> = (0..slots).map(|i| x[(i + 1) % slots] * y[(i + 1) % slots]).collect();
+    let expected: Vec<Complex64> = (0..slots)
+        .map(|i| x[(i + 1) % slots] * y[(i + 1) % slots])
+        .collect();
     let stats = precision_stats(&expected, &got)?;
-    println!("(x * y) rotated by one slot, level {} after: {stats}", rotated.level());
-    println!("mul + relinearize + rescale + rotate: {:.0} ms", elapsed.as_secs_f64() * 1e3);
+    println!(
+        "(x * y) rotated by one slot, level {} after: {stats}",
+        rotated.level()
+    );
+    println!(
+        "mul + relinearize + rescale + rotate: {:.0} ms",
+        elapsed.as_secs_f64() * 1e3
+    );
     Ok(())
 }

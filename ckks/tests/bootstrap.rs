@@ -24,12 +24,17 @@ struct Ctx {
 }
 
 fn ctx() -> Ctx {
+    ctx_with(None)
+}
+
+fn ctx_with(slots: Option<usize>) -> Ctx {
     let config = BootstrapConfig {
         cts_levels: 2,
         stc_levels: 2,
         k: 12.0,
         cos_degree: 31,
         double_angle: 3,
+        slots,
     };
     // q0 of 55 bits (the message is 2^10 below q0 at scale 2^45), bootstrapping primes of 60 bits,
     // two working levels of 45 bits.
@@ -101,6 +106,38 @@ fn bootstrapping_refreshes_level_zero_ciphertexts() {
     // Measured 20.9 bits (worst slot) / 24.4 (mean). The budget: message 2^15 below q0, so noise
     // of the 60-bit working scale costs 15 bits; the sine's cubic term (2 pi m / q0)^2 / 6 ~ 2^-27.
     assert!(stats.min_bits > 19.0, "{stats}");
+}
+
+#[test]
+fn sparse_slots_bootstrap_through_the_trace() {
+    for slots in [64usize, 256] {
+        let mut c = ctx_with(Some(slots));
+        let v = random_values(slots, &mut c.rng);
+        let ct = c
+            .encryptor
+            .encrypt(
+                &c.enc.encode(&v, 0, c.params.default_scale()).unwrap(),
+                &mut c.rng,
+            )
+            .unwrap();
+        let out = c.boot.bootstrap(&c.eval, &ct).unwrap();
+        assert_eq!(out.level(), c.boot.output_level());
+        assert_eq!(out.slots(), slots);
+        let got = c.enc.decode(&decrypt_ckks(&c.sk, &out).unwrap()).unwrap();
+        let stats = precision_stats(&v, &got).unwrap();
+        eprintln!(
+            "sparse bootstrapping, {slots} of 512 slots, {} galois keys: {stats}",
+            c.boot.galois_elements().len()
+        );
+        assert!(stats.min_bits > 19.0, "{slots} slots: {stats}");
+        // A ciphertext with another slot count is refused.
+        let full = c
+            .enc
+            .encode(&random_values(512, &mut c.rng), 0, c.params.default_scale())
+            .unwrap();
+        let full = c.encryptor.encrypt(&full, &mut c.rng).unwrap();
+        assert!(c.boot.bootstrap(&c.eval, &full).is_err());
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! CKKS bootstrapping (full slots): refreshes a ciphertext at level 0 to a high level.
+//! CKKS bootstrapping (full or sparse slots): refreshes a ciphertext at level 0 to a high level.
 //!
 //! Steps, for a ciphertext of `m` at level 0 (modulus q_0):
 //! 1. **ModRaise**: read its components modulo the whole chain Q_L; it now decrypts to
@@ -16,7 +16,11 @@
 //!
 //! The bit-reversal permutation of the FFT is never evaluated: CoeffsToSlots leaves the coefficients
 //! bit-reversed, EvalMod is slot-wise, and SlotsToCoeffs expects them so (see [`super::dft`]).
-//! Sparse-slot bootstrapping (fewer slots, with a trace first) is not implemented yet.
+//!
+//! With `s < N/2` slots (sparse packing, the message lives in `Z[X^(N/2s)]`), a trace first keeps
+//! only the coefficients of that subring: `log2(N/2s)` rotations by `s 2^i` and additions multiply
+//! them by `N/2s` and cancel the others (the factor is folded into CoeffsToSlots); the DFTs then act
+//! on `s` slots, with fewer diagonals and rotations.
 //!
 //! References:
 //! - J. H. Cheon, K. Han, A. Kim, M. Kim, Y. Song, "Bootstrapping for Approximate Homomorphic
@@ -42,7 +46,7 @@ use std::sync::Arc;
 /// The intermediate values [`Bootstrapper::bootstrap_traced`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BootstrapStage {
-    /// After ModRaise (decodes to `t / raise_scale`).
+    /// After ModRaise and, for sparse slots, the trace (decodes to `gap t / raise_scale`).
     Raised,
     /// After the given CoeffsToSlots matrix (all but the last, which is fused with the split).
     CoeffsToSlots(usize),
@@ -73,6 +77,8 @@ pub struct BootstrapConfig {
     pub cos_degree: usize,
     /// Number `r` of double-angle steps.
     pub double_angle: usize,
+    /// Slots bootstrapped (a power of two up to N/2); `None` means full slots.
+    pub slots: Option<usize>,
 }
 
 impl BootstrapConfig {
@@ -85,6 +91,7 @@ impl BootstrapConfig {
             k: 24.0,
             cos_degree: 63,
             double_angle: 4,
+            slots: None,
         }
     }
 }
@@ -93,6 +100,7 @@ impl BootstrapConfig {
 #[derive(Debug)]
 pub struct Bootstrapper {
     params: Arc<Parameters>,
+    slots: usize,
     config: BootstrapConfig,
     cts: Vec<LinearTransform>,
     stc: Vec<LinearTransform>,
@@ -105,13 +113,21 @@ pub struct Bootstrapper {
 }
 
 impl Bootstrapper {
-    /// Prepares the circuit for `params` (full slots, N/2).
+    /// Prepares the circuit for `params` and `config.slots` slots.
     ///
     /// # Errors
     /// [`Error::InvalidParameters`] when the chain is too short for the configuration; errors of
     /// the DFT and polynomial planning.
     pub fn new(params: &Arc<Parameters>, encoder: &CkksEncoder, config: BootstrapConfig) -> Result<Self> {
-        let slots = params.max_slots();
+        let slots = config.slots.unwrap_or(params.max_slots());
+        if !slots.is_power_of_two() || slots > params.max_slots() || slots < 2 {
+            return Err(Error::InvalidSlots {
+                slots,
+                max: params.max_slots(),
+            });
+        }
+        // The trace multiplies the subring's coefficients by gap = N / 2s.
+        let gap = (params.max_slots() / slots) as f64;
         let top = params.max_level();
         let r = config.double_angle;
         let k = config.k;
@@ -142,7 +158,7 @@ impl Bootstrapper {
         let nominal_scale = params.default_scale();
 
         // CoeffsToSlots: fold S / (2 q0 K) so that u + conj(u) = t / (q0 K).
-        let cts_mats = dft::coeffs_to_slots(slots, config.cts_levels, raise_scale / (2.0 * q0 * k))?;
+        let cts_mats = dft::coeffs_to_slots(slots, config.cts_levels, raise_scale / (2.0 * q0 * k * gap))?;
         let mut cts = Vec::new();
         for (i, m) in cts_mats.iter().enumerate() {
             cts.push(LinearTransform::new(
@@ -185,6 +201,7 @@ impl Bootstrapper {
         }
         Ok(Self {
             params: params.clone(),
+            slots,
             config,
             cts,
             stc,
@@ -219,6 +236,7 @@ impl Bootstrapper {
             .chain(&self.stc)
             .flat_map(|lt| lt.rotations_needed())
             .collect();
+        rots.extend(self.trace_rotations());
         rots.sort_unstable();
         rots.dedup();
         let mut g: Vec<u64> = rots
@@ -229,6 +247,18 @@ impl Bootstrapper {
         g.sort_unstable();
         g.dedup();
         g
+    }
+
+    /// Rotations of the trace onto the sparse subring: `s 2^i` for `i < log2(N / 2s)`.
+    fn trace_rotations(&self) -> Vec<i64> {
+        let full = self.params.max_slots();
+        let mut out = Vec::new();
+        let mut r = self.slots;
+        while r < full {
+            out.push(r as i64);
+            r *= 2;
+        }
+        out
     }
 
     /// Step 1: reads a level-0 ciphertext modulo the whole chain.
@@ -272,12 +302,12 @@ impl Bootstrapper {
         Ok(c)
     }
 
-    /// Bootstraps `ct` (any level, degree 1, full slots; its message should be at most about 1 in
+    /// Bootstraps `ct` (any level, degree 1, the configured slot count; its message should be at most about 1 in
     /// absolute value at its scale). The result is at [`Bootstrapper::output_level`] and decodes to
     /// the same values.
     ///
     /// # Errors
-    /// [`Error::InvalidSlots`] for a sparse ciphertext; [`Error::MissingGaloisKey`] when the
+    /// [`Error::InvalidSlots`] for another slot count; [`Error::MissingGaloisKey`] when the
     /// evaluator lacks a key of [`Bootstrapper::galois_elements`].
     pub fn bootstrap(&self, eval: &Evaluator, ct: &Ciphertext) -> Result<Ciphertext> {
         self.bootstrap_traced(eval, ct, &mut |_, _| {})
@@ -286,10 +316,11 @@ impl Bootstrapper {
     /// The DFT matrices in application order (CoeffsToSlots), for diagnostics.
     pub fn coeffs_to_slots_matrices(&self) -> Result<Vec<dft::DiagMatrix>> {
         let q0 = self.params.q()[0] as f64;
+        let gap = (self.params.max_slots() / self.slots) as f64;
         dft::coeffs_to_slots(
-            self.params.max_slots(),
+            self.slots,
             self.config.cts_levels,
-            self.raise_scale / (2.0 * q0 * self.config.k),
+            self.raise_scale / (2.0 * q0 * self.config.k * gap),
         )
     }
 
@@ -298,7 +329,7 @@ impl Bootstrapper {
         let q0 = self.params.q()[0] as f64;
         let two_pi = 2.0 * std::f64::consts::PI;
         dft::slots_to_coeffs(
-            self.params.max_slots(),
+            self.slots,
             self.config.stc_levels,
             q0 / (two_pi * self.nominal_scale),
         )
@@ -315,16 +346,20 @@ impl Bootstrapper {
         ct: &Ciphertext,
         trace: &mut dyn FnMut(BootstrapStage, &Ciphertext),
     ) -> Result<Ciphertext> {
-        if ct.slots() != self.params.max_slots() {
+        if ct.slots() != self.slots {
             return Err(Error::InvalidSlots {
                 slots: ct.slots(),
-                max: self.params.max_slots(),
+                max: self.slots,
             });
         }
         let input_scale = ct.scale();
         let n = self.params.n();
         // 1. ModRaise
         let mut u = self.mod_raise(eval, ct)?;
+        // Sparse slots: the trace onto the subring of the message.
+        for r in self.trace_rotations() {
+            u = eval.add(&u, &eval.rotate(&u, r)?)?;
+        }
         trace(BootstrapStage::Raised, &u);
         // 2. CoeffsToSlots, then split real and imaginary halves.
         let last = self.cts.len().saturating_sub(1);

@@ -94,6 +94,7 @@ fn toy_parameters() -> Result<(Arc<Parameters>, BootstrapConfig)> {
         k: 12.0,
         cos_degree: 31,
         double_angle: 3,
+        slots: None,
     };
     let params = Parameters::new(ParametersLiteral {
         log_n: 10,
