@@ -4,4 +4,5 @@
 pub mod bootstrap;
 pub mod dft;
 pub mod lintrans;
+pub mod matmul;
 pub mod poly_eval;

@@ -1,0 +1,283 @@
+//! Encrypted matrices and their products with plaintext weights, for transformer layers.
+//!
+//! **Layout.** A `rows x cols` matrix is packed row-major with a power-of-two row *stride*
+//! (`stride >= cols`): entry `(t, j)` sits in slot `t * stride + j`, the padding slots hold zeros.
+//! When the rows do not fit one ciphertext they are split into tiles of `slots / stride` rows.
+//!
+//! **Plaintext weights.** `Y = X W` (`W` of `d x d'`, `stride >= max(d, d')`) is, on the slot
+//! vector, the block-diagonal map `I (x) W^T`; its diagonals are indexed by `delta = j - k` only, so
+//! there are at most `d + d' - 1` of them whatever the number of rows, and the BSGS diagonal method
+//! ([`LinearTransform`]) needs about `2 sqrt(d + d')` rotations for the whole product, one level,
+//! and applies unchanged to every tile. The plain diagonal method needs one rotation per diagonal.
+
+use crate::circuits::lintrans::{LinearTransform, LinearTransformCost};
+use crate::error::{Error, Result};
+use crate::params::Parameters;
+use crate::scheme::evaluator::{Ciphertext, CkksEncoder, CkksEncryptor, Evaluator};
+use rand_core::CryptoRng;
+use rustfft::num_complex::Complex64;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Row-major packing of a `rows x cols` matrix with row stride `stride`, over `slots` slots per
+/// ciphertext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowMajor {
+    /// Number of rows (tokens).
+    pub rows: usize,
+    /// Number of columns (width).
+    pub cols: usize,
+    /// Slots between consecutive rows (a power of two, at least `cols`).
+    pub stride: usize,
+    /// Slots per ciphertext (a power of two, at least `stride`).
+    pub slots: usize,
+}
+
+impl RowMajor {
+    /// A layout; `stride` defaults to the next power of two of `cols`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] when the stride or slot count is not a power of two, the stride is
+    /// below `cols`, or a row does not fit a ciphertext.
+    pub fn new(rows: usize, cols: usize, stride: Option<usize>, slots: usize) -> Result<Self> {
+        let stride = stride.unwrap_or(cols.next_power_of_two());
+        if rows == 0
+            || cols == 0
+            || !stride.is_power_of_two()
+            || stride < cols
+            || !slots.is_power_of_two()
+            || stride > slots
+        {
+            return Err(Error::InvalidSlots { slots, max: stride });
+        }
+        Ok(Self {
+            rows,
+            cols,
+            stride,
+            slots,
+        })
+    }
+
+    /// Rows per ciphertext.
+    pub fn rows_per_tile(&self) -> usize {
+        self.slots / self.stride
+    }
+
+    /// Number of ciphertexts.
+    pub fn tiles(&self) -> usize {
+        self.rows.div_ceil(self.rows_per_tile())
+    }
+
+    /// The slot vectors of `m` (`rows` rows of `cols` values), one per tile.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] for a matrix of another shape.
+    pub fn pack(&self, m: &[Vec<f64>]) -> Result<Vec<Vec<Complex64>>> {
+        if m.len() != self.rows {
+            return Err(Error::LengthMismatch {
+                expected: self.rows,
+                got: m.len(),
+            });
+        }
+        if let Some(r) = m.iter().find(|r| r.len() != self.cols) {
+            return Err(Error::LengthMismatch {
+                expected: self.cols,
+                got: r.len(),
+            });
+        }
+        let per = self.rows_per_tile();
+        Ok(m.chunks(per)
+            .map(|chunk| {
+                let mut v = vec![Complex64::new(0.0, 0.0); self.slots];
+                for (t, row) in chunk.iter().enumerate() {
+                    for (j, &x) in row.iter().enumerate() {
+                        v[t * self.stride + j] = Complex64::new(x, 0.0);
+                    }
+                }
+                v
+            })
+            .collect())
+    }
+
+    /// The matrix held by the slot vectors of its tiles (real parts).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] for a wrong number of tiles or slots.
+    pub fn unpack(&self, tiles: &[Vec<Complex64>]) -> Result<Vec<Vec<f64>>> {
+        if tiles.len() != self.tiles() {
+            return Err(Error::LengthMismatch {
+                expected: self.tiles(),
+                got: tiles.len(),
+            });
+        }
+        let per = self.rows_per_tile();
+        let mut out = Vec::with_capacity(self.rows);
+        for t in 0..self.rows {
+            let v = &tiles[t / per];
+            if v.len() != self.slots {
+                return Err(Error::LengthMismatch {
+                    expected: self.slots,
+                    got: v.len(),
+                });
+            }
+            let base = (t % per) * self.stride;
+            out.push((0..self.cols).map(|j| v[base + j].re).collect());
+        }
+        Ok(out)
+    }
+}
+
+/// An encrypted matrix: its layout and one ciphertext per tile.
+#[derive(Clone, Debug)]
+pub struct EncryptedMatrix {
+    /// The layout.
+    pub layout: RowMajor,
+    /// One ciphertext per tile.
+    pub tiles: Vec<Ciphertext>,
+}
+
+impl EncryptedMatrix {
+    /// Encodes and encrypts `m` at `level` and the default scale.
+    ///
+    /// # Errors
+    /// Shape errors of [`RowMajor::pack`]; encoding and encryption errors.
+    pub fn encrypt(
+        params: &Parameters,
+        encoder: &CkksEncoder,
+        encryptor: &CkksEncryptor,
+        layout: RowMajor,
+        m: &[Vec<f64>],
+        level: usize,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Self> {
+        let tiles = layout
+            .pack(m)?
+            .iter()
+            .map(|v| encryptor.encrypt(&encoder.encode(v, level, params.default_scale())?, rng))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { layout, tiles })
+    }
+}
+
+/// `X W` for encrypted `X` and a plaintext weight matrix `W`, pre-encoded at one level.
+#[derive(Debug)]
+pub struct PlainWeightMatMul {
+    input: RowMajor,
+    output: RowMajor,
+    lt: LinearTransform,
+    /// Nonzero diagonals other than the main one.
+    off_diagonals: usize,
+}
+
+impl PlainWeightMatMul {
+    /// Pre-encodes `w` (`input.cols x d'`) for inputs at `level` in the `input` layout. The output
+    /// has `d'` columns with the same stride and tiling (so `stride >= max(d, d')` is required).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] for a weight of the wrong shape, [`Error::InvalidSlots`] when `d'`
+    /// exceeds the stride; errors of [`LinearTransform::new`].
+    pub fn new(
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        input: RowMajor,
+        w: &[Vec<f64>],
+        level: usize,
+    ) -> Result<Self> {
+        let d = input.cols;
+        if w.len() != d {
+            return Err(Error::LengthMismatch {
+                expected: d,
+                got: w.len(),
+            });
+        }
+        let d_out = w.first().map(|r| r.len()).unwrap_or(0);
+        if d_out == 0 || w.iter().any(|r| r.len() != d_out) {
+            return Err(Error::LengthMismatch {
+                expected: d_out.max(1),
+                got: 0,
+            });
+        }
+        if d_out > input.stride {
+            return Err(Error::InvalidSlots {
+                slots: d_out,
+                max: input.stride,
+            });
+        }
+        let output = RowMajor { cols: d_out, ..input };
+        let s = input.slots;
+        let per = input.rows_per_tile();
+        // Diagonal delta = j - k holds W[k + delta][k] at every slot t * stride + k.
+        let mut diags: BTreeMap<usize, Vec<Complex64>> = BTreeMap::new();
+        for delta in -(d_out as i64 - 1)..=(d as i64 - 1) {
+            let mut v = vec![Complex64::new(0.0, 0.0); s];
+            let mut any = false;
+            for k in 0..d_out {
+                let j = k as i64 + delta;
+                if j < 0 || j >= d as i64 {
+                    continue;
+                }
+                let x = w[j as usize][k];
+                if x != 0.0 {
+                    any = true;
+                    for t in 0..per {
+                        v[t * input.stride + k] = Complex64::new(x, 0.0);
+                    }
+                }
+            }
+            if any {
+                diags.insert(delta.rem_euclid(s as i64) as usize, v);
+            }
+        }
+        let lt = LinearTransform::new(params, encoder, &diags, s, level, None)?;
+        let off_diagonals = diags.keys().filter(|&&k| k != 0).count();
+        Ok(Self {
+            input,
+            output,
+            lt,
+            off_diagonals,
+        })
+    }
+
+    /// The output layout.
+    pub fn output_layout(&self) -> RowMajor {
+        self.output
+    }
+
+    /// Rotations needed (for key generation).
+    pub fn rotations_needed(&self) -> Vec<i64> {
+        self.lt.rotations_needed()
+    }
+
+    /// Operation counts per tile; multiply by the number of tiles for the whole product.
+    pub fn cost_per_tile(&self) -> LinearTransformCost {
+        self.lt.cost()
+    }
+
+    /// Key switches of the plain diagonal method (one rotation per nonzero diagonal but the main
+    /// one), per tile: the baseline BSGS is measured against.
+    pub fn plain_diagonal_key_switches(&self) -> usize {
+        self.off_diagonals
+    }
+
+    /// `X W`, one level down, at `X`'s scale.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] for an input of another layout; evaluation errors.
+    pub fn apply(&self, eval: &Evaluator, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+        if x.layout != self.input {
+            return Err(Error::InvalidSlots {
+                slots: x.layout.slots,
+                max: self.input.slots,
+            });
+        }
+        let tiles = x
+            .tiles
+            .iter()
+            .map(|ct| self.lt.evaluate(eval, ct))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EncryptedMatrix {
+            layout: self.output,
+            tiles,
+        })
+    }
+}
