@@ -281,3 +281,236 @@ impl PlainWeightMatMul {
         })
     }
 }
+
+/// Operation counts of the encrypted-encrypted attention products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttentionCost {
+    /// Rotations (key switches).
+    pub rotations: usize,
+    /// Of which rotations of `K` and `V` by whole rows, hoisted (one decomposition each for `K` and `V`).
+    pub hoisted_rotations: usize,
+    /// Ciphertext-ciphertext products (with relinearization).
+    pub ct_mults: usize,
+    /// Ciphertext-plaintext products (masks).
+    pub pt_mults: usize,
+    /// Levels consumed.
+    pub levels: usize,
+}
+
+/// Multi-head attention products on encrypted `Q`, `K`, `V` (one tile each, the same row-major
+/// layout, `heads` heads of `cols / heads` columns side by side).
+///
+/// Scores are produced *by diagonal*: for an offset `delta`, one ciphertext holds
+/// `S_h[t][t + delta] * c` in slot `t * stride + h * d_h` (zeros elsewhere), where `c` is a public
+/// constant folded into the mask (e.g. `1 / sqrt(d_h)`). Computing diagonal `delta` costs one
+/// rotation of `K` (all of them hoisted), one product, `log2(d_h)` rotations for the sum within each
+/// head and one mask.
+/// The causal mask of a language model is multiplicative: only `delta <= 0` is computed, and the
+/// mask also zeroes rows with `t + delta` outside the sequence. `scores x V` replicates each score
+/// across its head's columns (`log2(d_h)` rotations) and multiplies by `V` rotated by `delta` rows.
+#[derive(Debug)]
+pub struct EncryptedAttention {
+    layout: RowMajor,
+    heads: usize,
+    offsets: Vec<i64>,
+    /// One mask per offset, at the level of the score products.
+    masks: Vec<crate::scheme::evaluator::Plaintext>,
+    level: usize,
+}
+
+impl EncryptedAttention {
+    /// Prepares the products for inputs at `level` (the scores come out at `level - 2`: one product,
+    /// one mask). `causal` computes only `delta <= 0`; `score_scale` is folded into the masks.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] for more than one tile or heads that do not divide the columns into
+    /// powers of two; [`Error::LevelOutOfRange`] below level 2.
+    pub fn new(
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        layout: RowMajor,
+        heads: usize,
+        causal: bool,
+        score_scale: f64,
+        level: usize,
+    ) -> Result<Self> {
+        if layout.tiles() != 1
+            || heads == 0
+            || layout.cols % heads != 0
+            || !(layout.cols / heads).is_power_of_two()
+        {
+            return Err(Error::InvalidSlots {
+                slots: layout.cols,
+                max: layout.stride,
+            });
+        }
+        if level < 2 || level > params.max_level() {
+            return Err(Error::LevelOutOfRange {
+                level,
+                max: params.max_level(),
+            });
+        }
+        let rows = layout.rows as i64;
+        let offsets: Vec<i64> = if causal {
+            (-(rows - 1)..=0).rev().collect()
+        } else {
+            (-(rows - 1)..rows).collect()
+        };
+        let d_h = layout.cols / heads;
+        let q_l = params.q()[level - 1] as f64;
+        let masks = offsets
+            .iter()
+            .map(|&delta| {
+                let mut v = vec![Complex64::new(0.0, 0.0); layout.slots];
+                for t in 0..layout.rows as i64 {
+                    if (0..rows).contains(&(t + delta)) {
+                        for h in 0..heads {
+                            v[t as usize * layout.stride + h * d_h] = Complex64::new(score_scale, 0.0);
+                        }
+                    }
+                }
+                encoder.encode(&v, level - 1, q_l)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            layout,
+            heads,
+            offsets,
+            masks,
+            level,
+        })
+    }
+
+    /// The offsets `delta`, in the order of the score ciphertexts.
+    pub fn offsets(&self) -> &[i64] {
+        &self.offsets
+    }
+
+    fn head_width(&self) -> usize {
+        self.layout.cols / self.heads
+    }
+
+    fn row_rotation(&self, delta: i64) -> i64 {
+        (delta * self.layout.stride as i64).rem_euclid(self.layout.slots as i64)
+    }
+
+    /// Rotations needed (for key generation).
+    pub fn rotations_needed(&self) -> Vec<i64> {
+        let s = self.layout.slots as i64;
+        let mut r: Vec<i64> = self
+            .offsets
+            .iter()
+            .map(|&d| self.row_rotation(d))
+            .filter(|&k| k != 0)
+            .collect();
+        let mut step = 1i64;
+        while (step as usize) < self.head_width() {
+            r.push(step);
+            r.push((-step).rem_euclid(s));
+            step *= 2;
+        }
+        r.sort_unstable();
+        r.dedup();
+        r
+    }
+
+    /// Counts of [`EncryptedAttention::scores`] followed by [`EncryptedAttention::apply_to_values`].
+    pub fn cost(&self) -> AttentionCost {
+        let n = self.offsets.len();
+        let nonzero = self.offsets.iter().filter(|&&d| d != 0).count();
+        let log_dh = self.head_width().trailing_zeros() as usize;
+        AttentionCost {
+            // Scores: K rotations + in-head sums; values: broadcasts + V rotations.
+            rotations: nonzero + n * log_dh + n * log_dh + nonzero,
+            hoisted_rotations: 2 * nonzero,
+            ct_mults: 2 * n,
+            pt_mults: n,
+            levels: 3,
+        }
+    }
+
+    /// The score diagonals of `Q K^T` (times the score scale), at `level - 2`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] for inputs of another layout; evaluation errors.
+    pub fn scores(
+        &self,
+        eval: &Evaluator,
+        q: &EncryptedMatrix,
+        k: &EncryptedMatrix,
+    ) -> Result<Vec<Ciphertext>> {
+        if q.layout != self.layout || k.layout != self.layout || q.tiles.len() != 1 || k.tiles.len() != 1 {
+            return Err(Error::InvalidSlots {
+                slots: q.layout.slots,
+                max: self.layout.slots,
+            });
+        }
+        let (qc, kc) = (
+            eval.drop_to_level(&q.tiles[0], self.level)?,
+            eval.drop_to_level(&k.tiles[0], self.level)?,
+        );
+        // All rotations of K share one decomposition (hoisted).
+        let rots: Vec<i64> = self.offsets.iter().map(|&d| self.row_rotation(d)).collect();
+        let k_rotated = eval.rotate_hoisted(&kc, &rots)?;
+        self.offsets
+            .iter()
+            .zip(&self.masks)
+            .zip(&k_rotated)
+            .map(|((_, mask), kr)| {
+                let prod = eval.rescale(&eval.mul_relin(&qc, kr)?)?;
+                let summed = eval.inner_sum(&prod, 1, self.head_width())?;
+                eval.rescale(&eval.mul_plain(&summed, mask)?)
+            })
+            .collect()
+    }
+
+    /// `sum_delta diag_delta(A) * V` (A the possibly activated scores, one ciphertext per offset
+    /// as produced by [`EncryptedAttention::scores`]), in the layout of `V`.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] for a wrong number of score ciphertexts; evaluation errors.
+    pub fn apply_to_values(
+        &self,
+        eval: &Evaluator,
+        scores: &[Ciphertext],
+        v: &EncryptedMatrix,
+    ) -> Result<EncryptedMatrix> {
+        if scores.len() != self.offsets.len() {
+            return Err(Error::LengthMismatch {
+                expected: self.offsets.len(),
+                got: scores.len(),
+            });
+        }
+        if v.layout != self.layout || v.tiles.len() != 1 {
+            return Err(Error::InvalidSlots {
+                slots: v.layout.slots,
+                max: self.layout.slots,
+            });
+        }
+        let level = scores.first().map(|c| c.level()).unwrap_or(0);
+        let vc = eval.drop_to_level(&v.tiles[0], level)?;
+        let s = self.layout.slots as i64;
+        let rots: Vec<i64> = self.offsets.iter().map(|&d| self.row_rotation(d)).collect();
+        let v_rotated = eval.rotate_hoisted(&vc, &rots)?;
+        let mut acc: Option<Ciphertext> = None;
+        for (a, vr) in scores.iter().zip(&v_rotated) {
+            // Replicate slot h * d_h across the head's columns (the others are zero).
+            let mut b = a.clone();
+            let mut step = 1i64;
+            while (step as usize) < self.head_width() {
+                b = eval.add(&b, &eval.rotate(&b, (-step).rem_euclid(s))?)?;
+                step *= 2;
+            }
+            let term = eval.mul_relin(&b, vr)?;
+            acc = Some(match acc {
+                None => term,
+                Some(x) => eval.add(&x, &term)?,
+            });
+        }
+        let acc = acc.ok_or(Error::LengthMismatch { expected: 1, got: 0 })?;
+        Ok(EncryptedMatrix {
+            layout: self.layout,
+            tiles: vec![eval.rescale(&acc)?],
+        })
+    }
+}
