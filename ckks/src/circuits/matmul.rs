@@ -336,7 +336,7 @@ impl EncryptedAttention {
     ) -> Result<Self> {
         if layout.tiles() != 1
             || heads == 0
-            || layout.cols % heads != 0
+            || !layout.cols.is_multiple_of(heads)
             || !(layout.cols / heads).is_power_of_two()
         {
             return Err(Error::InvalidSlots {
