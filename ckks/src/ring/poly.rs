@@ -359,11 +359,12 @@ pub fn galois_element_for_conjugation(n: usize) -> u64 {
 }
 
 impl RnsPoly<Coeff> {
-    /// The polynomial with the given signed integer coefficients.
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`] unless there are N coefficients.
-    pub fn from_signed(basis: &Arc<RingBasis>, coeffs: &[i64]) -> Result<Self> {
+    /// The polynomial whose coefficient `j` reduces to `reduce(q_i, coeffs[j])` modulo each prime.
+    fn from_reduced<T: Copy + Sync>(
+        basis: &Arc<RingBasis>,
+        coeffs: &[T],
+        reduce: impl Fn(&Modulus, T) -> u64 + Sync + Send,
+    ) -> Result<Self> {
         let n = basis.n();
         if coeffs.len() != n {
             return Err(Error::LengthMismatch {
@@ -375,9 +376,17 @@ impl RnsPoly<Coeff> {
         let moduli = basis.moduli();
         for_each_limb(&mut p.data, n, |i, a| {
             let m = &moduli[i];
-            a.iter_mut().zip(coeffs).for_each(|(x, &c)| *x = m.reduce_i64(c));
+            a.iter_mut().zip(coeffs).for_each(|(x, &c)| *x = reduce(m, c));
         });
         Ok(p)
+    }
+
+    /// The polynomial with the given signed integer coefficients.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless there are N coefficients.
+    pub fn from_signed(basis: &Arc<RingBasis>, coeffs: &[i64]) -> Result<Self> {
+        Self::from_reduced(basis, coeffs, |m, c| m.reduce_i64(c))
     }
 
     /// The polynomial with the given signed 128-bit coefficients.
@@ -385,20 +394,7 @@ impl RnsPoly<Coeff> {
     /// # Errors
     /// [`Error::LengthMismatch`] unless there are N coefficients.
     pub fn from_i128(basis: &Arc<RingBasis>, coeffs: &[i128]) -> Result<Self> {
-        let n = basis.n();
-        if coeffs.len() != n {
-            return Err(Error::LengthMismatch {
-                expected: n,
-                got: coeffs.len(),
-            });
-        }
-        let mut p = Self::zero(basis);
-        let moduli = basis.moduli();
-        for_each_limb(&mut p.data, n, |i, a| {
-            let m = &moduli[i];
-            a.iter_mut().zip(coeffs).for_each(|(x, &c)| *x = m.reduce_i128(c));
-        });
-        Ok(p)
+        Self::from_reduced(basis, coeffs, |m, c| m.reduce_i128(c))
     }
 
     /// The polynomial with the given big-integer coefficients (reduced mod Q).
