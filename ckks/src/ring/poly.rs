@@ -433,6 +433,48 @@ impl RnsPoly<Coeff> {
             .collect()
     }
 
+    /// The centered coefficients when they are small: reconstructed from the first two limbs in
+    /// 128-bit arithmetic and confirmed against every other limb, which makes the answer exact
+    /// (two integers in `(-Q/2, Q/2)` that agree modulo every prime are equal). `None` when some
+    /// coefficient does not fit `(-q_0 q_1 / 2, q_0 q_1 / 2)`: use [`RnsPoly::to_centered_bigint`].
+    /// This is the fast path of decoding; the big-integer reconstruction is its twin.
+    pub fn to_centered_small(&self) -> Option<Vec<i128>> {
+        let n = self.n();
+        let moduli = self.basis.moduli();
+        let m0 = moduli.first()?;
+        let l0 = &self.data[..n];
+        if moduli.len() == 1 {
+            return Some(l0.iter().map(|&x| m0.center(x) as i128).collect());
+        }
+        let m1 = &moduli[1];
+        let l1 = &self.data[n..2 * n];
+        let (q0, q1) = (m0.value(), m1.value());
+        let q0_inv = m1.inv(m1.reduce(q0)).ok()?;
+        let q0_inv_s = m1.shoup(q0_inv);
+        let big = q0 as u128 * q1 as u128;
+        let out: Vec<i128> = l0
+            .iter()
+            .zip(l1)
+            .map(|(&y0, &y1)| {
+                // x = y0 + q0 [(y1 - y0) q0^-1]_{q1}, in [0, q0 q1), then centred.
+                let k = m1.mul_shoup(m1.sub(y1, m1.reduce(y0)), q0_inv, q0_inv_s);
+                let x = y0 as u128 + q0 as u128 * k as u128;
+                if x > big / 2 {
+                    x as i128 - big as i128
+                } else {
+                    x as i128
+                }
+            })
+            .collect();
+        for (i, m) in moduli.iter().enumerate().skip(2) {
+            let limb = &self.data[i * n..(i + 1) * n];
+            if limb.iter().zip(&out).any(|(&y, &x)| m.reduce_i128(x) != y) {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
     /// The coefficients as centered integers in `(-Q/2, Q/2]`.
     pub fn to_centered_bigint(&self) -> Vec<BigInt> {
         let q = self.basis.rns().product();

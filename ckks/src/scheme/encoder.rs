@@ -191,11 +191,14 @@ impl Encoder {
                 got: poly.n(),
             });
         }
-        let coeffs: Vec<f64> = poly
-            .to_centered_bigint()
-            .iter()
-            .map(|c| c.to_f64().unwrap_or(f64::NAN) / scale)
-            .collect();
+        let coeffs: Vec<f64> = match poly.to_centered_small() {
+            Some(small) => small.iter().map(|&c| c as f64 / scale).collect(),
+            None => poly
+                .to_centered_bigint()
+                .iter()
+                .map(|c| c.to_f64().unwrap_or(f64::NAN) / scale)
+                .collect(),
+        };
         self.embed(&coeffs, slots)
     }
 }

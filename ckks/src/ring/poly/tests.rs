@@ -252,3 +252,38 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The fast small-coefficient reconstruction agrees with the big-integer twin, answers for small
+    /// coefficients whatever the limb count, and refuses (None) when a coefficient is too large.
+    #[test]
+    fn small_reconstruction_matches_bigint(limbs in 1usize..6, seed: u64, big in any::<bool>()) {
+        let basis = ring(16, limbs, 50);
+        let mut s = seed | 1;
+        let coeffs: Vec<i64> = (0..16).map(|i| {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            match i { 0 => 0, 1 => -1, 2 => i64::MIN + 1, 3 => i64::MAX, _ => s as i64 }
+        }).collect();
+        let p = RnsPoly::from_signed(&basis, &coeffs).unwrap();
+        let reference = p.to_centered_bigint();
+        if limbs >= 2 {
+            // 64-bit coefficients fit two 50-bit primes: always answered, and exactly.
+            let fast = p.to_centered_small().unwrap();
+            prop_assert_eq!(fast.iter().map(|&x| BigInt::from(x)).collect::<Vec<_>>(), reference.clone());
+        }
+        if big && limbs >= 3 {
+            // One coefficient near Q/3 does not fit q0 q1: the fast path must refuse.
+            let q = BigInt::from(basis.rns().product());
+            let mut bigs: Vec<BigInt> = coeffs.iter().map(|&c| BigInt::from(c)).collect();
+            bigs[5] = &q / 3;
+            let pb = RnsPoly::from_bigint(&basis, &bigs).unwrap();
+            prop_assert!(pb.to_centered_small().is_none());
+        }
+        if limbs == 1 {
+            let fast = p.to_centered_small().unwrap();
+            prop_assert_eq!(fast.iter().map(|&x| BigInt::from(x)).collect::<Vec<_>>(), reference);
+        }
+    }
+}
