@@ -210,7 +210,8 @@ fn encrypted_demo() -> Result<()> {
         err.log2()
     );
     println!(
-        "\nNext: hoisted rotations, serialization, bootstrapping and the transformer (see the open issues)."
+        "\nBootstrapping at this ring size: `cargo run --release -p harness -- run bootstrap --preset cpu`."
     );
+    println!("Next: training the polynomial transformers and running them encrypted (see the open issues).");
     Ok(())
 }
