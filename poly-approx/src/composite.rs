@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::eval::{align, EvalPlan, Evaluator};
+use crate::eval::{align, require_levels, EvalPlan, Evaluator};
 use crate::interval::{Domain, Interval};
 use crate::poly::{depth_for_degree, ChebyshevPoly};
 use crate::remez::{remez, Minimax, Parity, RemezConfig};
@@ -326,11 +326,7 @@ fn evaluate_chain<E: Evaluator>(
     ev: &mut E,
     x: &E::Value,
 ) -> std::result::Result<E::Value, E::Error> {
-    let needed: usize = stages.iter().map(EvalPlan::depth).sum();
-    let available = ev.level(x);
-    if available < needed {
-        return Err(Error::LevelExhausted { needed, available }.into());
-    }
+    require_levels(ev, x, stages.iter().map(EvalPlan::depth).sum())?;
     let mut v = x.clone();
     for s in stages {
         v = s.evaluate(ev, &v)?;
@@ -393,14 +389,7 @@ impl CompositeRelu {
         ev: &mut E,
         x: &E::Value,
     ) -> std::result::Result<E::Value, E::Error> {
-        let available = ev.level(x);
-        if available < self.depth() {
-            return Err(Error::LevelExhausted {
-                needed: self.depth(),
-                available,
-            }
-            .into());
-        }
+        require_levels(ev, x, self.depth())?;
         let h = evaluate_chain(&self.half_stages, ev, x)?;
         let xl = align(ev, x, ev.level(&h))?;
         let prod = ev.mul(&xl, &h)?;

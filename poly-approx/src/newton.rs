@@ -22,7 +22,7 @@
 //!   (Newton/Goldschmidt inverse under HE).
 
 use crate::error::{Error, Result};
-use crate::eval::{align, EvalPlan, Evaluator};
+use crate::eval::{align, require_levels, EvalPlan, Evaluator};
 use crate::interval::{Domain, Interval};
 use crate::measure::{alternating_extrema, default_samples};
 use crate::poly::ChebyshevPoly;
@@ -257,14 +257,7 @@ impl NewtonApprox {
         ev: &mut E,
         x: &E::Value,
     ) -> std::result::Result<E::Value, E::Error> {
-        let available = ev.level(x);
-        if available < self.depth() {
-            return Err(Error::LevelExhausted {
-                needed: self.depth(),
-                available,
-            }
-            .into());
-        }
+        let available = require_levels(ev, x, self.depth())?;
         let mut y = self.initial.evaluate(ev, x)?;
         if self.steps == 0 {
             return Ok(y);

@@ -282,16 +282,16 @@ impl LinearTransform {
         r
     }
 
+    /// The distinct baby steps `i` used by some giant step, ascending (0 included when used).
+    fn baby_steps(&self) -> Vec<usize> {
+        let set: std::collections::BTreeSet<usize> =
+            self.giant.values().flat_map(|m| m.keys().copied()).collect();
+        set.into_iter().collect()
+    }
+
     /// The operation counts of one [`LinearTransform::evaluate`].
     pub fn cost(&self) -> LinearTransformCost {
-        let mut babies: Vec<usize> = self
-            .giant
-            .values()
-            .flat_map(|m| m.keys().copied())
-            .filter(|&i| i != 0)
-            .collect();
-        babies.sort_unstable();
-        babies.dedup();
+        let babies: Vec<usize> = self.baby_steps().into_iter().filter(|&i| i != 0).collect();
         let giants = self.giant.keys().filter(|&&j| j != 0).count();
         let rotations = babies.len() + giants;
         LinearTransformCost {
@@ -332,9 +332,7 @@ impl LinearTransform {
             });
         }
         // Baby steps: hoisted rotations of z by every i used.
-        let mut babies: Vec<usize> = self.giant.values().flat_map(|m| m.keys().copied()).collect();
-        babies.sort_unstable();
-        babies.dedup();
+        let babies = self.baby_steps();
         let rotated = eval.rotate_hoisted(
             z,
             &babies

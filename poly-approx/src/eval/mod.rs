@@ -100,6 +100,16 @@ pub trait Evaluator {
     fn drop_to_level(&mut self, a: &Self::Value, level: usize) -> Result<Self::Value, Self::Error>;
 }
 
+/// `Ok(level(x))` when `x` has at least `needed` levels left, else [`crate::Error::LevelExhausted`]:
+/// the guard every evaluation entry point starts with.
+pub(crate) fn require_levels<E: Evaluator>(ev: &E, x: &E::Value, needed: usize) -> Result<usize, E::Error> {
+    let available = ev.level(x);
+    if available < needed {
+        return Err(crate::Error::LevelExhausted { needed, available }.into());
+    }
+    Ok(available)
+}
+
 /// Drops `v` to `level` only if it is above it (avoids counting no-op drops).
 pub(crate) fn align<E: Evaluator>(ev: &mut E, v: &E::Value, level: usize) -> Result<E::Value, E::Error> {
     if ev.level(v) == level {

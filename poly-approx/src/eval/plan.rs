@@ -31,7 +31,7 @@
 //! - J. Lee et al., <https://eprint.iacr.org/2020/552>, sec. 5 (odd baby steps).
 //! - Lattigo, `he/hefloat/polynomial_evaluator.go`, <https://github.com/tuneinsight/lattigo>.
 
-use super::{align, Evaluator, LevelModel, OpCounts, PlainEvaluator, SimEvaluator};
+use super::{align, require_levels, Evaluator, LevelModel, OpCounts, PlainEvaluator, SimEvaluator};
 use crate::error::{Error, Result};
 use crate::poly::{depth_for_degree, ChebyshevPoly};
 
@@ -280,14 +280,7 @@ impl EvalPlan {
         ev: &mut E,
         x: &E::Value,
     ) -> std::result::Result<E::Value, E::Error> {
-        let available = ev.level(x);
-        if available < self.depth() {
-            return Err(Error::LevelExhausted {
-                needed: self.depth(),
-                available,
-            }
-            .into());
-        }
+        let available = require_levels(ev, x, self.depth())?;
         let out_scale = ev.scale(x);
         let u = match self.input_map {
             InputMap::Identity => x.clone(),
