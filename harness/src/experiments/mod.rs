@@ -6,6 +6,7 @@
 
 pub mod approx_error;
 pub mod bootstrap;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +99,38 @@ Experiment {
     run: run_bootstrap,
     plot: bootstrap::plot,
     summary: bootstrap::summary,
+},
+Experiment {
+    name: "train-vit",
+    description: "Staged conversion of a ViT (original, HE-friendly, range-minimised, polynomial): accuracy per stage",
+    presets: &[
+        (Preset::Tiny, "tiny ViT on synthetic 8x8 images (seconds)"),
+        (
+            Preset::Cpu,
+            "CPU-scale poly-ViT (16 tokens x 64, 2 blocks) on Fashion-MNIST, 10 epochs per model (tens of minutes)",
+        ),
+    ],
+    csv: train::CSV_VIT,
+    plots: &[],
+    run: run_train_vit,
+    plot: train::plot,
+    summary: train::summary,
+},
+Experiment {
+    name: "train-lm",
+    description: "Staged conversion of a causal LM (original, HE-friendly, range-minimised, polynomial): perplexity per stage",
+    presets: &[
+        (Preset::Tiny, "tiny LM on a synthetic counting sequence (seconds)"),
+        (
+            Preset::Cpu,
+            "CPU-scale poly-LM (context 32, width 128, 2 blocks) on Wikipedia lead sections (tens of minutes)",
+        ),
+    ],
+    csv: train::CSV_LM,
+    plots: &[],
+    run: run_train_lm,
+    plot: train::plot,
+    summary: train::summary,
 }];
 
 /// The experiment called `name`.
@@ -116,6 +149,18 @@ fn run_approx_error(args: &RunArgs) -> Result<PathBuf> {
 fn run_bootstrap(args: &RunArgs) -> Result<PathBuf> {
     let config = bootstrap::Config::preset(args.preset, args.seed);
     run_and_write(args, bootstrap::CSV, &config, bootstrap::run)
+}
+
+fn run_train_vit(args: &RunArgs) -> Result<PathBuf> {
+    let config = train::Config::preset(train::Which::Vit, args.preset, args.seed);
+    run_and_write(args, train::CSV_VIT, &config, |c| {
+        train::run(train::Which::Vit, c)
+    })
+}
+
+fn run_train_lm(args: &RunArgs) -> Result<PathBuf> {
+    let config = train::Config::preset(train::Which::Lm, args.preset, args.seed);
+    run_and_write(args, train::CSV_LM, &config, |c| train::run(train::Which::Lm, c))
 }
 
 /// Collects the provenance, runs `run` on `config` and writes the CSV into `args.out`.

@@ -1,0 +1,609 @@
+//! The paper's staged conversion, end to end for one model:
+//!
+//! 0. the original transformer (softmax attention, LayerNorm), trained for comparison;
+//! 1. the HE-friendly model trained from scratch (real activations);
+//! 2. range- and variance-minimisation fine-tuning, then the per-site input ranges recorded on the
+//!    training data;
+//! 3. every non-polynomial site replaced by a polynomial fitted on its range plus a margin, no training;
+//! 4. optionally, a short fine-tune with the polynomials in place.
+//!
+//! Each stage writes `<out>/<stage>/` (see [`crate::model::checkpoint`]); a stage whose directory is
+//! complete is loaded instead of recomputed, and training inside a stage resumes from its last epoch.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, ImageSplit, Split, WordSplit, WordTokenizer, WordTokenizerConfig};
+use crate::model::{
+    evaluate, record_ranges, train, Checkpoint, CheckpointError, CheckpointMeta, DataPrep, FitConfig,
+    Metrics, ModelConfig, PolySet, RangeLoss, RangeRecord, Stage, TaskConfig, TaskData, TrainConfig,
+    Transformer,
+};
+
+/// Which data a pipeline trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Dataset {
+    /// Fashion-MNIST (60k/10k 28x28 grey images).
+    FashionMnist,
+    /// MNIST.
+    Mnist,
+    /// Wikipedia lead sections, word level (lower-cased, punctuation split, `<unk>` below a count).
+    WikiText,
+    /// Small synthetic data for tests (no files needed).
+    Synthetic,
+}
+
+/// Everything a pipeline run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineConfig {
+    /// Data.
+    pub dataset: Dataset,
+    /// Use at most this many training items (None: all).
+    pub train_limit: Option<usize>,
+    /// Evaluate on at most this many held-out items (None: all).
+    pub eval_limit: Option<usize>,
+    /// The HE-friendly model.
+    pub model: ModelConfig,
+    /// Stage 0 and 1 training.
+    pub train: TrainConfig,
+    /// Train the original model (stage 0) for comparison.
+    pub original: bool,
+    /// Stage 2 fine-tuning (its `range` must be set).
+    pub range_min: TrainConfig,
+    /// Training items on which ranges are recorded.
+    pub record_limit: usize,
+    /// Polynomial fitting.
+    pub fit: FitConfig,
+    /// Stage 4 fine-tuning with polynomials, if any.
+    pub poly_tune: Option<TrainConfig>,
+    /// Word vocabulary: keep words seen at least this often (language only).
+    pub min_count: usize,
+}
+
+impl PipelineConfig {
+    /// CPU-scale poly-ViT on Fashion-MNIST (a few minutes per stage on 2 cores).
+    pub fn vit_fashion_cpu() -> Self {
+        let train = TrainConfig {
+            epochs: 10,
+            batch: 128,
+            lr: 2e-3,
+            weight_decay: 0.05,
+            warmup: 0.05,
+            clip: 1.0,
+            seed: 0,
+            log_every: 100,
+            range: None,
+        };
+        PipelineConfig {
+            dataset: Dataset::FashionMnist,
+            train_limit: None,
+            eval_limit: None,
+            model: ModelConfig::vit_cpu(),
+            train,
+            original: true,
+            range_min: TrainConfig {
+                epochs: 2,
+                lr: 2e-4,
+                warmup: 0.0,
+                range: Some(RangeLoss {
+                    alpha: 1.0,
+                    beta: 0.0,
+                    act_bound: 10.0,
+                    var_bound: 100.0,
+                }),
+                ..train
+            },
+            record_limit: 60_000,
+            fit: FitConfig::default(),
+            poly_tune: None,
+            min_count: 1,
+        }
+    }
+
+    /// CPU-scale poly-LM on the Wikipedia lead sections.
+    pub fn lm_wiki_cpu() -> Self {
+        let train = TrainConfig {
+            epochs: 4,
+            batch: 32,
+            lr: 2e-3,
+            weight_decay: 0.05,
+            warmup: 0.05,
+            clip: 1.0,
+            seed: 0,
+            log_every: 100,
+            range: None,
+        };
+        PipelineConfig {
+            dataset: Dataset::WikiText,
+            train_limit: None,
+            eval_limit: None,
+            // The vocabulary size is set from the data.
+            model: ModelConfig::lm_cpu(2),
+            train,
+            original: true,
+            range_min: TrainConfig {
+                epochs: 1,
+                lr: 2e-4,
+                warmup: 0.0,
+                range: Some(RangeLoss {
+                    alpha: 1.0,
+                    beta: 1.0,
+                    act_bound: 10.0,
+                    var_bound: 10.0,
+                }),
+                ..train
+            },
+            record_limit: 20_000,
+            fit: FitConfig::default(),
+            poly_tune: None,
+            min_count: 5,
+        }
+    }
+
+    /// Tiny synthetic vision run for tests (seconds).
+    pub fn vit_tiny() -> Self {
+        let mut c = Self::vit_fashion_cpu();
+        c.dataset = Dataset::Synthetic;
+        c.model = ModelConfig::vit_tiny();
+        c.train.epochs = 2;
+        c.train.batch = 16;
+        c.train.log_every = 0;
+        c.range_min.epochs = 1;
+        c.range_min.batch = 16;
+        c.range_min.log_every = 0;
+        c.record_limit = 256;
+        c.fit.gelu_degree = 15;
+        c
+    }
+
+    /// Tiny synthetic language run for tests (seconds).
+    pub fn lm_tiny() -> Self {
+        let mut c = Self::lm_wiki_cpu();
+        c.dataset = Dataset::Synthetic;
+        c.model = ModelConfig::lm_tiny();
+        c.train.epochs = 2;
+        c.train.batch = 16;
+        c.train.log_every = 0;
+        c.range_min.epochs = 1;
+        c.range_min.batch = 16;
+        c.range_min.log_every = 0;
+        c.record_limit = 256;
+        c.fit.gelu_degree = 15;
+        c
+    }
+}
+
+/// One stage's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageResult {
+    /// Stage.
+    pub stage: Stage,
+    /// Held-out metrics.
+    pub metrics: Metrics,
+    /// Training wall time in seconds (0 for stages without training or loaded from disk).
+    pub train_seconds: f64,
+    /// Training throughput (samples per second), if trained in this run.
+    pub samples_per_second: f64,
+    /// Largest |activation input| and largest LayerNorm `var + eps` on the training data, if recorded.
+    pub ranges: Option<(f64, f64)>,
+}
+
+/// The outcome of a pipeline run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PipelineReport {
+    /// Per stage, in order.
+    pub stages: Vec<StageResult>,
+    /// Parameters of the HE-friendly model.
+    pub parameters: usize,
+    /// Training items.
+    pub train_items: usize,
+    /// Held-out items.
+    pub eval_items: usize,
+    /// Max error of each fitted polynomial on its interval.
+    pub poly_errors: BTreeMap<String, f64>,
+}
+
+/// Loads the data of a pipeline and what the checkpoints need to reproduce its preparation. Sets the
+/// language model's vocabulary size.
+pub fn load_data(cfg: &mut PipelineConfig) -> Result<(TaskData, DataPrep), String> {
+    let limit = |mut set: data::ImageSet, n: Option<usize>| {
+        if let Some(n) = n {
+            set = set.take(n);
+        }
+        set
+    };
+    match cfg.dataset {
+        Dataset::FashionMnist | Dataset::Mnist => {
+            let load = if cfg.dataset == Dataset::FashionMnist {
+                data::fashion_mnist
+            } else {
+                data::mnist
+            };
+            let train = limit(
+                load(ImageSplit::Train).map_err(|e| e.to_string())?,
+                cfg.train_limit,
+            );
+            let test = load(ImageSplit::Test).map_err(|e| e.to_string())?;
+            let td = TaskData::images(train, test);
+            let TaskData::Images { mean, std, .. } = &td else {
+                return Err("unreachable".into());
+            };
+            let name = format!("{:?}", cfg.dataset);
+            let prep = DataPrep::Images {
+                dataset: name,
+                mean: *mean,
+                std: *std,
+            };
+            Ok((td, prep))
+        }
+        Dataset::WikiText => {
+            let splits = data::wiki_summaries().map_err(|e| e.to_string())?;
+            let tok = WordTokenizer::fit(
+                &splits.joined(Split::Train),
+                WordTokenizerConfig {
+                    split: WordSplit::Punctuation,
+                    lowercase: true,
+                    max_vocab: None,
+                    min_count: cfg.min_count,
+                },
+            );
+            let mut train = tok.encode(&splits.joined(Split::Train));
+            if let Some(n) = cfg.train_limit {
+                train.truncate(n);
+            }
+            let test = tok.encode(&splits.joined(Split::Test));
+            let TaskConfig::Language { seq_len, .. } = cfg.model.task else {
+                return Err("the WikiText data needs a language model".into());
+            };
+            cfg.model.task = TaskConfig::Language {
+                vocab: tok.vocab_size(),
+                seq_len,
+            };
+            let vocab = (0..tok.vocab_size() as u32)
+                .map(|i| tok.token(i).unwrap_or("<unk>").to_string())
+                .collect();
+            Ok((
+                TaskData::Tokens { train, test, seq_len },
+                DataPrep::Words {
+                    dataset: "wikipedia_summaries_en".into(),
+                    vocab,
+                },
+            ))
+        }
+        Dataset::Synthetic => Ok(synthetic(&cfg.model)),
+    }
+}
+
+/// Learnable synthetic data: images whose class is the brightest of ten fixed regions, or token
+/// sequences that count upward modulo the vocabulary.
+pub fn synthetic(model: &ModelConfig) -> (TaskData, DataPrep) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    match model.task {
+        TaskConfig::Vision {
+            image_size,
+            channels,
+            num_classes,
+            ..
+        } => {
+            let make = |n: usize, rng: &mut rand_chacha::ChaCha8Rng| {
+                let px = channels * image_size * image_size;
+                let mut pixels = Vec::with_capacity(n * px);
+                let mut labels = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let label = rng.random_range(0..num_classes);
+                    for j in 0..px {
+                        let hot = j % num_classes == label;
+                        pixels.push(rng.random::<f32>() * 0.5 + if hot { 0.5 } else { 0.0 });
+                    }
+                    labels.push(label);
+                }
+                data::ImageSet::new(
+                    "synthetic",
+                    (channels, image_size, image_size),
+                    num_classes,
+                    pixels,
+                    labels,
+                )
+            };
+            let (train, test) = (make(512, &mut rng), make(128, &mut rng));
+            match (train, test) {
+                (Ok(train), Ok(test)) => {
+                    let td = TaskData::images(train, test);
+                    let (mean, std) = match &td {
+                        TaskData::Images { mean, std, .. } => (*mean, *std),
+                        TaskData::Tokens { .. } => (0.0, 1.0),
+                    };
+                    (
+                        td,
+                        DataPrep::Images {
+                            dataset: "synthetic".into(),
+                            mean,
+                            std,
+                        },
+                    )
+                }
+                _ => (
+                    TaskData::Tokens {
+                        train: vec![],
+                        test: vec![],
+                        seq_len: 1,
+                    },
+                    DataPrep::Images {
+                        dataset: "synthetic (failed)".into(),
+                        mean: 0.0,
+                        std: 1.0,
+                    },
+                ),
+            }
+        }
+        TaskConfig::Language { vocab, seq_len } => {
+            let make = |n: usize, rng: &mut rand_chacha::ChaCha8Rng| {
+                let mut v = Vec::with_capacity(n);
+                let mut t = 0u32;
+                for _ in 0..n {
+                    t = if rng.random::<f32>() < 0.1 {
+                        rng.random_range(0..vocab as u32)
+                    } else {
+                        (t + 1) % vocab as u32
+                    };
+                    v.push(t);
+                }
+                v
+            };
+            let (train, test) = (make(4096, &mut rng), make(1024, &mut rng));
+            (
+                TaskData::Tokens { train, test, seq_len },
+                DataPrep::Words {
+                    dataset: "synthetic".into(),
+                    vocab: (0..vocab).map(|i| format!("w{i}")).collect(),
+                },
+            )
+        }
+    }
+}
+
+fn meta(stage: Stage, cfg: &ModelConfig, prep: &DataPrep, m: &Metrics) -> CheckpointMeta {
+    let mut metrics = BTreeMap::new();
+    metrics.insert("test_loss".into(), m.loss);
+    metrics.insert("test_accuracy".into(), m.accuracy);
+    metrics.insert("test_perplexity".into(), m.perplexity);
+    CheckpointMeta {
+        version: crate::model::checkpoint::CHECKPOINT_VERSION,
+        stage,
+        config: *cfg,
+        data: prep.clone(),
+        ranges: None,
+        fit: None,
+        polys: None,
+        metrics,
+    }
+}
+
+/// Trains a fresh model for `stage` into `out/<stage>`, or loads it if already complete.
+#[allow(clippy::too_many_arguments)]
+fn train_stage<B: AutodiffBackend>(
+    stage: Stage,
+    start: Transformer<B>,
+    data: &TaskData,
+    tcfg: &TrainConfig,
+    polys: Option<&PolySet>,
+    prep: &DataPrep,
+    out: &Path,
+    eval_limit: Option<usize>,
+    extra: impl FnOnce(&mut CheckpointMeta),
+) -> Result<(Transformer<B>, StageResult), CheckpointError> {
+    let dir = out.join(stage.dir_name());
+    let device = start.pos.val().device();
+    if dir.join("checkpoint.json").exists() {
+        let (model, m) = Checkpoint::load::<B>(&dir, &device)?;
+        eprintln!("[{}] loaded from {}", stage.dir_name(), dir.display());
+        let metrics = evaluate(&model.valid(), data, polys, 256, eval_limit);
+        let ranges = m.ranges.as_ref().map(RangeRecord::summary);
+        return Ok((
+            model,
+            StageResult {
+                stage,
+                metrics,
+                train_seconds: 0.0,
+                samples_per_second: 0.0,
+                ranges,
+            },
+        ));
+    }
+    let cfg = *start.cfg();
+    let (model, hist) = train(start, data, tcfg, polys, Some(&dir), eval_limit, stage.dir_name())?;
+    let metrics = evaluate(&model.valid(), data, polys, 256, eval_limit);
+    let mut mt = meta(stage, &cfg, prep, &metrics);
+    mt.metrics.insert("train_seconds".into(), hist.seconds);
+    mt.metrics
+        .insert("samples_per_second".into(), hist.samples_per_second);
+    mt.metrics
+        .insert("diverged".into(), f64::from(u8::from(hist.diverged)));
+    extra(&mut mt);
+    Checkpoint::save(&dir, &model, &mt)?;
+    std::fs::write(dir.join("history.json"), serde_json::to_vec_pretty(&hist)?)?;
+    Ok((
+        model,
+        StageResult {
+            stage,
+            metrics,
+            train_seconds: hist.seconds,
+            samples_per_second: hist.samples_per_second,
+            ranges: None,
+        },
+    ))
+}
+
+/// Runs the whole conversion for one model, writing every stage under `out`.
+pub fn run_pipeline<B: AutodiffBackend>(
+    cfg: &PipelineConfig,
+    data: &TaskData,
+    prep: &DataPrep,
+    out: &Path,
+    device: &B::Device,
+) -> Result<PipelineReport, CheckpointError> {
+    cfg.model.validate().map_err(CheckpointError::Format)?;
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("pipeline.json"), serde_json::to_vec_pretty(cfg)?)?;
+    let t0 = Instant::now();
+    let mut stages = Vec::new();
+    let fresh = |mc: &ModelConfig| {
+        B::seed(device, cfg.train.seed);
+        Transformer::<B>::new(mc, device)
+    };
+    if cfg.original {
+        let oc = cfg.model.original();
+        let (_, r) = train_stage(
+            Stage::Original,
+            fresh(&oc),
+            data,
+            &cfg.train,
+            None,
+            prep,
+            out,
+            cfg.eval_limit,
+            |_| {},
+        )?;
+        stages.push(r);
+    }
+    let (he, r) = train_stage(
+        Stage::HeFriendly,
+        fresh(&cfg.model),
+        data,
+        &cfg.train,
+        None,
+        prep,
+        out,
+        cfg.eval_limit,
+        |_| {},
+    )?;
+    let before = record_ranges(&he.valid(), data, 256, cfg.record_limit);
+    stages.push(StageResult {
+        ranges: Some(before.summary()),
+        ..r
+    });
+    eprintln!("[pipeline] ranges after stage 1: {:?}", before.summary());
+
+    // Stage 2: fine-tune with the range loss, then record.
+    let rdir = out.join(Stage::RangeMin.dir_name());
+    let (rm, r) = if rdir.join("checkpoint.json").exists() {
+        train_stage(
+            Stage::RangeMin,
+            he,
+            data,
+            &cfg.range_min,
+            None,
+            prep,
+            out,
+            cfg.eval_limit,
+            |_| {},
+        )?
+    } else {
+        let (rm, mut r) = train_stage(
+            Stage::RangeMin,
+            he,
+            data,
+            &cfg.range_min,
+            None,
+            prep,
+            out,
+            cfg.eval_limit,
+            |_| {},
+        )?;
+        // Re-save with the ranges recorded on the fine-tuned model.
+        let rec = record_ranges(&rm.valid(), data, 256, cfg.record_limit);
+        let mut m = Checkpoint::meta(&rdir)?;
+        m.ranges = Some(rec);
+        std::fs::write(rdir.join("checkpoint.json"), serde_json::to_vec_pretty(&m)?)?;
+        r.ranges = m.ranges.as_ref().map(RangeRecord::summary);
+        (rm, r)
+    };
+    stages.push(r);
+    let ranges = Checkpoint::meta(&rdir)?
+        .ranges
+        .ok_or_else(|| CheckpointError::Format("range_min checkpoint without ranges".into()))?;
+    eprintln!("[pipeline] ranges after stage 2: {:?}", ranges.summary());
+
+    // Stage 3: polynomials, no training.
+    let polys = PolySet::fit(&ranges, &cfg.fit).map_err(CheckpointError::Format)?;
+    let poly_errors = polys
+        .sites
+        .iter()
+        .map(|(k, v)| (k.clone(), v.max_error))
+        .collect();
+    let pm = evaluate(&rm.valid(), data, Some(&polys), 256, cfg.eval_limit);
+    let mut m = meta(Stage::Polynomial, &cfg.model, prep, &pm);
+    m.ranges = Some(ranges.clone());
+    m.fit = Some(cfg.fit);
+    m.polys = Some(polys.clone());
+    Checkpoint::save(&out.join(Stage::Polynomial.dir_name()), &rm, &m)?;
+    stages.push(StageResult {
+        stage: Stage::Polynomial,
+        metrics: pm,
+        train_seconds: 0.0,
+        samples_per_second: 0.0,
+        ranges: Some(ranges.summary()),
+    });
+
+    // Stage 4: optional fine-tune with the polynomials in place.
+    if let Some(tc) = &cfg.poly_tune {
+        let p2 = polys.clone();
+        let (_, r) = train_stage(
+            Stage::PolynomialTuned,
+            rm,
+            data,
+            tc,
+            Some(&polys),
+            prep,
+            out,
+            cfg.eval_limit,
+            |m| {
+                m.ranges = Some(ranges.clone());
+                m.fit = Some(cfg.fit);
+                m.polys = Some(p2);
+            },
+        )?;
+        stages.push(r);
+    }
+    let report = PipelineReport {
+        parameters: count_params(&fresh(&cfg.model)),
+        train_items: data_len(data, false),
+        eval_items: stages.first().map(|s| s.metrics.count).unwrap_or(0),
+        stages,
+        poly_errors,
+    };
+    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    eprintln!("[pipeline] done in {:.0}s", t0.elapsed().as_secs_f64());
+    Ok(report)
+}
+
+fn data_len(d: &TaskData, test: bool) -> usize {
+    match d {
+        TaskData::Images { train, test: t, .. } => {
+            if test {
+                t.len()
+            } else {
+                train.len()
+            }
+        }
+        TaskData::Tokens { train, test: t, .. } => {
+            if test {
+                t.len()
+            } else {
+                train.len()
+            }
+        }
+    }
+}
+
+/// Trainable parameters (BatchNorm running statistics excluded).
+pub fn count_params<B: burn::tensor::backend::Backend>(m: &Transformer<B>) -> usize {
+    use burn::module::Module;
+    m.num_params()
+}

@@ -1,0 +1,1 @@
+//! f64 plaintext reference forward (being written).
