@@ -19,10 +19,11 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, ImageSplit, Split, WordSplit, WordTokenizer, WordTokenizerConfig};
+use crate::model::train::History;
 use crate::model::{
-    evaluate, record_ranges, train, Checkpoint, CheckpointError, CheckpointMeta, DataPrep, FitConfig,
-    Metrics, ModelConfig, PolySet, RangeLoss, RangeRecord, Stage, TaskConfig, TaskData, TrainConfig,
-    Transformer,
+    evaluate, record_ranges, train, AttentionKind, Checkpoint, CheckpointError, CheckpointMeta, DataPrep,
+    FitConfig, Metrics, ModelConfig, PolySet, RangeLoss, RangeRecord, Stage, TaskConfig, TaskData,
+    TrainConfig, Transformer,
 };
 
 /// Which data a pipeline trains on.
@@ -53,8 +54,11 @@ pub struct PipelineConfig {
     pub train: TrainConfig,
     /// Train the original model (stage 0) for comparison.
     pub original: bool,
-    /// Stage 2 fine-tuning (its `range` must be set).
-    pub range_min: TrainConfig,
+    /// Stage 2 fine-tuning with the range loss (None: record the ranges of the stage-1 model).
+    pub range_min: Option<TrainConfig>,
+    /// Fit and evaluate the polynomial model (stage 3; skipped for softmax attention, which has no
+    /// polynomial form here).
+    pub polynomial: bool,
     /// Training items on which ranges are recorded.
     pub record_limit: usize,
     /// Polynomial fitting.
@@ -63,6 +67,8 @@ pub struct PipelineConfig {
     pub poly_tune: Option<TrainConfig>,
     /// Word vocabulary: keep words seen at least this often (language only).
     pub min_count: usize,
+    /// Word vocabulary: keep at most this many words, the most frequent (language only).
+    pub max_vocab: Option<usize>,
 }
 
 impl PipelineConfig {
@@ -86,7 +92,8 @@ impl PipelineConfig {
             model: ModelConfig::vit_cpu(),
             train,
             original: true,
-            range_min: TrainConfig {
+            polynomial: true,
+            range_min: Some(TrainConfig {
                 epochs: 2,
                 lr: 2e-4,
                 warmup: 0.0,
@@ -97,18 +104,19 @@ impl PipelineConfig {
                     var_bound: 100.0,
                 }),
                 ..train
-            },
+            }),
             record_limit: 60_000,
             fit: FitConfig::default(),
             poly_tune: None,
             min_count: 1,
+            max_vocab: None,
         }
     }
 
     /// CPU-scale poly-LM on the Wikipedia lead sections.
     pub fn lm_wiki_cpu() -> Self {
         let train = TrainConfig {
-            epochs: 4,
+            epochs: 3,
             batch: 32,
             lr: 2e-3,
             weight_decay: 0.05,
@@ -126,7 +134,8 @@ impl PipelineConfig {
             model: ModelConfig::lm_cpu(2),
             train,
             original: true,
-            range_min: TrainConfig {
+            polynomial: true,
+            range_min: Some(TrainConfig {
                 epochs: 1,
                 lr: 2e-4,
                 warmup: 0.0,
@@ -137,11 +146,12 @@ impl PipelineConfig {
                     var_bound: 10.0,
                 }),
                 ..train
-            },
+            }),
             record_limit: 20_000,
             fit: FitConfig::default(),
             poly_tune: None,
-            min_count: 5,
+            min_count: 3,
+            max_vocab: Some(6000),
         }
     }
 
@@ -153,9 +163,11 @@ impl PipelineConfig {
         c.train.epochs = 2;
         c.train.batch = 16;
         c.train.log_every = 0;
-        c.range_min.epochs = 1;
-        c.range_min.batch = 16;
-        c.range_min.log_every = 0;
+        if let Some(r) = &mut c.range_min {
+            r.epochs = 1;
+            r.batch = 16;
+            r.log_every = 0;
+        }
         c.record_limit = 256;
         c.fit.gelu_degree = 15;
         c
@@ -169,9 +181,11 @@ impl PipelineConfig {
         c.train.epochs = 2;
         c.train.batch = 16;
         c.train.log_every = 0;
-        c.range_min.epochs = 1;
-        c.range_min.batch = 16;
-        c.range_min.log_every = 0;
+        if let Some(r) = &mut c.range_min {
+            r.epochs = 1;
+            r.batch = 16;
+            r.log_every = 0;
+        }
         c.record_limit = 256;
         c.fit.gelu_degree = 15;
         c
@@ -191,6 +205,12 @@ pub struct StageResult {
     pub samples_per_second: f64,
     /// Largest |activation input| and largest LayerNorm `var + eps` on the training data, if recorded.
     pub ranges: Option<(f64, f64)>,
+    /// Training stopped at a non-finite loss.
+    pub diverged: bool,
+    /// Largest |activation input| seen during training (logged intervals).
+    pub max_train_act: f64,
+    /// Held-out metrics after each training epoch.
+    pub curve: Vec<(usize, Metrics)>,
 }
 
 /// The outcome of a pipeline run.
@@ -248,7 +268,7 @@ pub fn load_data(cfg: &mut PipelineConfig) -> Result<(TaskData, DataPrep), Strin
                 WordTokenizerConfig {
                     split: WordSplit::Punctuation,
                     lowercase: true,
-                    max_vocab: None,
+                    max_vocab: cfg.max_vocab,
                     min_count: cfg.min_count,
                 },
             );
@@ -405,6 +425,10 @@ fn train_stage<B: AutodiffBackend>(
         eprintln!("[{}] loaded from {}", stage.dir_name(), dir.display());
         let metrics = evaluate(&model.valid(), data, polys, 256, eval_limit);
         let ranges = m.ranges.as_ref().map(RangeRecord::summary);
+        let hist: History = std::fs::read(dir.join("history.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         return Ok((
             model,
             StageResult {
@@ -413,6 +437,9 @@ fn train_stage<B: AutodiffBackend>(
                 train_seconds: 0.0,
                 samples_per_second: 0.0,
                 ranges,
+                diverged: hist.diverged,
+                max_train_act: hist.max_act(),
+                curve: hist.epochs.clone(),
             },
         ));
     }
@@ -436,6 +463,9 @@ fn train_stage<B: AutodiffBackend>(
             train_seconds: hist.seconds,
             samples_per_second: hist.samples_per_second,
             ranges: None,
+            diverged: hist.diverged,
+            max_train_act: hist.max_act(),
+            curve: hist.epochs.clone(),
         },
     ))
 }
@@ -483,6 +513,11 @@ pub fn run_pipeline<B: AutodiffBackend>(
         cfg.eval_limit,
         |_| {},
     )?;
+    if r.diverged || !r.metrics.loss.is_finite() {
+        eprintln!("[pipeline] stage 1 diverged: no conversion");
+        stages.push(r);
+        return finish(cfg, data, out, stages, BTreeMap::new(), &fresh, t0);
+    }
     let before = record_ranges(&he.valid(), data, 256, cfg.record_limit);
     stages.push(StageResult {
         ranges: Some(before.summary()),
@@ -492,43 +527,40 @@ pub fn run_pipeline<B: AutodiffBackend>(
 
     // Stage 2: fine-tune with the range loss, then record.
     let rdir = out.join(Stage::RangeMin.dir_name());
-    let (rm, r) = if rdir.join("checkpoint.json").exists() {
-        train_stage(
-            Stage::RangeMin,
-            he,
-            data,
-            &cfg.range_min,
-            None,
-            prep,
-            out,
-            cfg.eval_limit,
-            |_| {},
-        )?
-    } else {
-        let (rm, mut r) = train_stage(
-            Stage::RangeMin,
-            he,
-            data,
-            &cfg.range_min,
-            None,
-            prep,
-            out,
-            cfg.eval_limit,
-            |_| {},
-        )?;
-        // Re-save with the ranges recorded on the fine-tuned model.
-        let rec = record_ranges(&rm.valid(), data, 256, cfg.record_limit);
-        let mut m = Checkpoint::meta(&rdir)?;
-        m.ranges = Some(rec);
-        std::fs::write(rdir.join("checkpoint.json"), serde_json::to_vec_pretty(&m)?)?;
-        r.ranges = m.ranges.as_ref().map(RangeRecord::summary);
-        (rm, r)
+    let (rm, ranges) = match &cfg.range_min {
+        None => (he, before),
+        Some(rc) => {
+            let done = rdir.join("checkpoint.json").exists();
+            let (rm, mut r) = train_stage(
+                Stage::RangeMin,
+                he,
+                data,
+                rc,
+                None,
+                prep,
+                out,
+                cfg.eval_limit,
+                |_| {},
+            )?;
+            if !done {
+                // Re-save with the ranges recorded on the fine-tuned model.
+                let rec = record_ranges(&rm.valid(), data, 256, cfg.record_limit);
+                let mut m = Checkpoint::meta(&rdir)?;
+                m.ranges = Some(rec);
+                std::fs::write(rdir.join("checkpoint.json"), serde_json::to_vec_pretty(&m)?)?;
+            }
+            let ranges = Checkpoint::meta(&rdir)?
+                .ranges
+                .ok_or_else(|| CheckpointError::Format("range_min checkpoint without ranges".into()))?;
+            r.ranges = Some(ranges.summary());
+            stages.push(r);
+            eprintln!("[pipeline] ranges after stage 2: {:?}", ranges.summary());
+            (rm, ranges)
+        }
     };
-    stages.push(r);
-    let ranges = Checkpoint::meta(&rdir)?
-        .ranges
-        .ok_or_else(|| CheckpointError::Format("range_min checkpoint without ranges".into()))?;
-    eprintln!("[pipeline] ranges after stage 2: {:?}", ranges.summary());
+    if !cfg.polynomial || cfg.model.attention == AttentionKind::Softmax {
+        return finish(cfg, data, out, stages, BTreeMap::new(), &fresh, t0);
+    }
 
     // Stage 3: polynomials, no training.
     let polys = PolySet::fit(&ranges, &cfg.fit).map_err(CheckpointError::Format)?;
@@ -549,6 +581,9 @@ pub fn run_pipeline<B: AutodiffBackend>(
         train_seconds: 0.0,
         samples_per_second: 0.0,
         ranges: Some(ranges.summary()),
+        diverged: false,
+        max_train_act: 0.0,
+        curve: Vec::new(),
     });
 
     // Stage 4: optional fine-tune with the polynomials in place.
@@ -571,6 +606,18 @@ pub fn run_pipeline<B: AutodiffBackend>(
         )?;
         stages.push(r);
     }
+    finish(cfg, data, out, stages, poly_errors, &fresh, t0)
+}
+
+fn finish<B: AutodiffBackend>(
+    cfg: &PipelineConfig,
+    data: &TaskData,
+    out: &Path,
+    stages: Vec<StageResult>,
+    poly_errors: BTreeMap<String, f64>,
+    fresh: &dyn Fn(&ModelConfig) -> Transformer<B>,
+    t0: Instant,
+) -> Result<PipelineReport, CheckpointError> {
     let report = PipelineReport {
         parameters: count_params(&fresh(&cfg.model)),
         train_items: data_len(data, false),

@@ -128,7 +128,7 @@ fn range_loss_drives_recorded_maxima_down() {
         let (m, _) = train(m, &data, &tcfg(2, 32), None, None, Some(64), "base").unwrap();
         let before = record_ranges(&m.valid(), &data, 64, 256);
         let (act0, var0) = before.summary();
-        let mut rc = tcfg(3, 32);
+        let mut rc = tcfg(8, 32);
         rc.range = Some(RangeLoss {
             alpha: 50.0,
             beta: 50.0,

@@ -4,6 +4,7 @@
 //! returns rows, a `plot` that reads only the CSV, and a Markdown `summary` of the CSV for
 //! `results/README.md`. The `tiny` preset of every experiment runs in seconds, for tests and CI.
 
+pub mod ablation;
 pub mod approx_error;
 pub mod bootstrap;
 pub mod train;
@@ -131,7 +132,94 @@ Experiment {
     run: run_train_lm,
     plot: train::plot,
     summary: train::summary,
+},
+Experiment {
+    name: "ablation-attention",
+    description: "Length-scaling ablation: softmax vs pointwise attention, no scaling, 1/sqrt(L) or 1/L before/after/both, ReLU vs GELU (ViT)",
+    presets: &[
+        (Preset::Tiny, "tiny synthetic models, one seed (seconds)"),
+        (Preset::Cpu, "9 variants x 3 seeds, 20k Fashion-MNIST images, 4 epochs each (about 25 minutes)"),
+    ],
+    csv: ablation::Study::Attention.csv_name(),
+    plots: ablation::Study::Attention.plot_names(),
+    run: run_ablation_attention,
+    plot: plot_ablation_attention,
+    summary: ablation::summary,
+},
+Experiment {
+    name: "ablation-norm",
+    description: "Normalisation ablation: LayerNorm vs BatchNorm (with/without the extra BatchNorms) for the ViT, LayerNorm vs BatchNorm for the LM",
+    presets: &[
+        (Preset::Tiny, "tiny synthetic models, one seed (seconds)"),
+        (Preset::Cpu, "5 variants x 3 seeds (about 15 minutes)"),
+    ],
+    csv: ablation::Study::Norm.csv_name(),
+    plots: ablation::Study::Norm.plot_names(),
+    run: run_ablation_norm,
+    plot: plot_ablation_norm,
+    summary: ablation::summary,
+},
+Experiment {
+    name: "ablation-range",
+    description: "Range/variance-minimisation weights alpha, beta in {0, 0.1, 1}: ranges and perplexity after substitution (LM)",
+    presets: &[
+        (Preset::Tiny, "tiny synthetic models, one seed (seconds)"),
+        (Preset::Cpu, "9 grid points x 3 seeds, 1 fine-tuning epoch each from a 2-epoch model (about 20 minutes)"),
+    ],
+    csv: ablation::Study::Range.csv_name(),
+    plots: ablation::Study::Range.plot_names(),
+    run: run_ablation_range,
+    plot: plot_ablation_range,
+    summary: ablation::summary,
+},
+Experiment {
+    name: "stability",
+    description: "Training stability: divergence and largest activation against learning rate and sequence length per attention variant (4-block ViT, no clipping)",
+    presets: &[
+        (Preset::Tiny, "tiny synthetic models, one seed (seconds)"),
+        (Preset::Cpu, "16 runs x 3 seeds on 10k images, 2 epochs (about 20 minutes)"),
+    ],
+    csv: ablation::Study::Stability.csv_name(),
+    plots: ablation::Study::Stability.plot_names(),
+    run: run_stability,
+    plot: plot_stability,
+    summary: ablation::summary,
+},
+Experiment {
+    name: "degree",
+    description: "Accuracy after substitution against polynomial degree: GELU Remez and Chebyshev (7..63), composite ReLU (gap 2^-4..2^-10)",
+    presets: &[
+        (Preset::Tiny, "tiny synthetic models, one seed (seconds)"),
+        (Preset::Cpu, "two base models x 3 seeds, 12 fits each (about 10 minutes)"),
+    ],
+    csv: ablation::Study::Degree.csv_name(),
+    plots: ablation::Study::Degree.plot_names(),
+    run: run_degree,
+    plot: plot_degree,
+    summary: ablation::summary,
+},
+Experiment {
+    name: "depth",
+    description: "Original vs HE-friendly vs polynomial accuracy against the number of blocks (ViT)",
+    presets: &[
+        (Preset::Tiny, "tiny synthetic models, one seed (seconds)"),
+        (Preset::Cpu, "1, 2, 4 blocks x 3 seeds (about 15 minutes)"),
+    ],
+    csv: ablation::Study::Depth.csv_name(),
+    plots: ablation::Study::Depth.plot_names(),
+    run: run_depth,
+    plot: plot_depth,
+    summary: ablation::summary,
 }];
+
+/// Where training runs keep their checkpoints: `runs/` in the working directory (kept between
+/// sessions so suites resume), or for the tiny preset a fresh per-process temporary directory.
+pub fn runs_root(preset: Preset) -> PathBuf {
+    match preset {
+        Preset::Cpu => PathBuf::from("runs"),
+        Preset::Tiny => std::env::temp_dir().join(format!("he-harness-runs-{}", std::process::id())),
+    }
+}
 
 /// The experiment called `name`.
 pub fn find(name: &str) -> Result<&'static Experiment> {
@@ -161,6 +249,60 @@ fn run_train_vit(args: &RunArgs) -> Result<PathBuf> {
 fn run_train_lm(args: &RunArgs) -> Result<PathBuf> {
     let config = train::Config::preset(train::Which::Lm, args.preset, args.seed);
     run_and_write(args, train::CSV_LM, &config, |c| train::run(train::Which::Lm, c))
+}
+
+fn run_ablation_attention(args: &RunArgs) -> Result<PathBuf> {
+    let config = ablation::Config::preset(ablation::Study::Attention, args.preset, args.seed);
+    run_and_write(args, ablation::Study::Attention.csv(), &config, ablation::run)
+}
+
+fn plot_ablation_attention(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
+    ablation::plot(ablation::Study::Attention, csv, out, provenance)
+}
+
+fn run_ablation_norm(args: &RunArgs) -> Result<PathBuf> {
+    let config = ablation::Config::preset(ablation::Study::Norm, args.preset, args.seed);
+    run_and_write(args, ablation::Study::Norm.csv(), &config, ablation::run)
+}
+
+fn plot_ablation_norm(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
+    ablation::plot(ablation::Study::Norm, csv, out, provenance)
+}
+
+fn run_ablation_range(args: &RunArgs) -> Result<PathBuf> {
+    let config = ablation::Config::preset(ablation::Study::Range, args.preset, args.seed);
+    run_and_write(args, ablation::Study::Range.csv(), &config, ablation::run)
+}
+
+fn plot_ablation_range(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
+    ablation::plot(ablation::Study::Range, csv, out, provenance)
+}
+
+fn run_stability(args: &RunArgs) -> Result<PathBuf> {
+    let config = ablation::Config::preset(ablation::Study::Stability, args.preset, args.seed);
+    run_and_write(args, ablation::Study::Stability.csv(), &config, ablation::run)
+}
+
+fn plot_stability(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
+    ablation::plot(ablation::Study::Stability, csv, out, provenance)
+}
+
+fn run_degree(args: &RunArgs) -> Result<PathBuf> {
+    let config = ablation::Config::preset(ablation::Study::Degree, args.preset, args.seed);
+    run_and_write(args, ablation::Study::Degree.csv(), &config, ablation::run)
+}
+
+fn plot_degree(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
+    ablation::plot(ablation::Study::Degree, csv, out, provenance)
+}
+
+fn run_depth(args: &RunArgs) -> Result<PathBuf> {
+    let config = ablation::Config::preset(ablation::Study::Depth, args.preset, args.seed);
+    run_and_write(args, ablation::Study::Depth.csv(), &config, ablation::run)
+}
+
+fn plot_depth(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
+    ablation::plot(ablation::Study::Depth, csv, out, provenance)
 }
 
 /// Collects the provenance, runs `run` on `config` and writes the CSV into `args.out`.
@@ -193,6 +335,81 @@ mod tests {
             assert_eq!(EXPERIMENTS.iter().filter(|o| o.name == e.name).count(), 1);
         }
         assert!(find("nope").is_err());
+    }
+
+    /// Every training experiment at the tiny preset: CSV schema, sane values, figures drawn.
+    #[test]
+    fn training_experiments_tiny() {
+        for name in [
+            "train-vit",
+            "train-lm",
+            "ablation-attention",
+            "ablation-norm",
+            "ablation-range",
+            "stability",
+            "degree",
+            "depth",
+        ] {
+            let dir = crate::test_dir(&format!("tiny_{name}"));
+            let exp = find(name).unwrap();
+            let args = RunArgs {
+                preset: Preset::Tiny,
+                seed: 1,
+                out: dir.clone(),
+            };
+            let csv = (exp.run)(&args).unwrap();
+            assert_eq!(csv, dir.join(exp.csv));
+            assert!(crate::csv_out::count_rows(&csv).unwrap() > 0, "{name}");
+            if name.starts_with("train-") {
+                let rows: Vec<train::Row> = read_csv(&csv).unwrap();
+                let stages: Vec<&str> = rows.iter().map(|r| r.stage.as_str()).collect();
+                assert_eq!(
+                    stages,
+                    ["original", "he_friendly", "range_min", "polynomial"],
+                    "{name}"
+                );
+                for r in &rows {
+                    assert!(r.loss.is_finite() && r.perplexity >= 1.0, "{name}: {r:?}");
+                    assert!((0.0..=100.0).contains(&r.accuracy_pct));
+                }
+            } else {
+                let rows: Vec<ablation::Row> = read_csv(&csv).unwrap();
+                for r in &rows {
+                    assert!(
+                        (0.0..=100.0).contains(&r.accuracy_pct) || r.diverged,
+                        "{name}: {r:?}"
+                    );
+                    assert_eq!(r.seed, 1);
+                }
+                let variants = ablation::Config::preset(
+                    match name {
+                        "ablation-attention" => ablation::Study::Attention,
+                        "ablation-norm" => ablation::Study::Norm,
+                        "ablation-range" => ablation::Study::Range,
+                        "stability" => ablation::Study::Stability,
+                        "degree" => ablation::Study::Degree,
+                        _ => ablation::Study::Depth,
+                    },
+                    Preset::Tiny,
+                    1,
+                )
+                .variants;
+                for v in &variants {
+                    assert!(
+                        rows.iter().any(|r| r.variant == v.name),
+                        "{name}: no row for {}",
+                        v.name
+                    );
+                }
+                assert!(rows.iter().any(|r| r.stage == "epoch"), "{name}: no curve rows");
+            }
+            let figures = (exp.plot)(&csv, &dir, &["test".to_string()]).unwrap();
+            for f in &figures {
+                assert!(std::fs::read_to_string(f).unwrap().contains("<svg"));
+            }
+            assert!((exp.summary)(&csv).unwrap().contains('|'));
+        }
+        let _ = std::fs::remove_dir_all(runs_root(Preset::Tiny));
     }
 
     /// The tiny preset end to end: run, CSV with provenance, rows that parse, plots.

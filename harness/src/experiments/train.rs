@@ -49,14 +49,16 @@ impl Config {
             (Which::Lm, Preset::Tiny) => PipelineConfig::lm_tiny(),
         };
         pipeline.train.seed = seed;
-        pipeline.range_min.seed = seed;
+        if let Some(r) = &mut pipeline.range_min {
+            r.seed = seed;
+        }
         let name = match which {
             Which::Vit => "train_vit",
             Which::Lm => "train_lm",
         };
         Config {
             pipeline,
-            run_dir: PathBuf::from("runs")
+            run_dir: super::runs_root(preset)
                 .join(name)
                 .join(format!("{}-seed{seed}", preset.name())),
             threads: 0,

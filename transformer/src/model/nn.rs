@@ -37,9 +37,9 @@ pub struct Tap<B: Backend> {
     pub min: Tensor<B, 1>,
     /// Max of the site's input over the batch (shape `[1]`).
     pub max: Tensor<B, 1>,
-    /// The range penalty of this site (shape `[1]`) when a [`RangeTarget`] is set:
-    /// `mean(relu(|x| / act_bound - 1)^2)` for activations, `mean(relu(x / var_bound - 1)^2)` for
-    /// LayerNorm variances.
+    /// The range penalty of this site (shape `[1]`) when a [`RangeTarget`] is set, with
+    /// `e = relu(v / bound - 1)`, `v = |x|` and `bound = act_bound` for activations, `v = var + eps` and
+    /// `bound = var_bound` for LayerNorm: `max(e)^2 + mean(e^2)` over the batch.
     pub penalty: Option<Tensor<B, 1>>,
 }
 
@@ -110,17 +110,15 @@ impl<'a, B: Backend> Forward<'a, B> {
     fn site<const D: usize>(&mut self, site: String, kind: SiteKind, x: Tensor<B, D>) -> Tensor<B, D> {
         if self.record {
             let flat: Tensor<B, 1> = x.clone().flatten(0, D - 1);
+            // Hinge on the batch extreme (pushes the outliers that set the polynomial's interval) plus
+            // the mean squared excess of all inputs (pushes the bulk).
+            let hinge = |v: Tensor<B, 1>, bound: f64| {
+                let scaled = v.div_scalar(bound).sub_scalar(1.0);
+                relu(scaled.clone().max()).square() + relu(scaled).square().mean()
+            };
             let penalty = self.range.and_then(|t| match kind {
-                SiteKind::Act(_) => Some(
-                    relu(flat.clone().abs().div_scalar(t.act_bound).sub_scalar(1.0))
-                        .square()
-                        .mean(),
-                ),
-                SiteKind::InvSqrt => Some(
-                    relu(flat.clone().div_scalar(t.var_bound).sub_scalar(1.0))
-                        .square()
-                        .mean(),
-                ),
+                SiteKind::Act(_) => Some(hinge(flat.clone().abs(), t.act_bound)),
+                SiteKind::InvSqrt => Some(hinge(flat.clone(), t.var_bound)),
                 SiteKind::Reciprocal => None,
             });
             self.taps.push(Tap {
@@ -136,8 +134,12 @@ impl<'a, B: Backend> Forward<'a, B> {
             None => match kind {
                 SiteKind::Act(Activation::Gelu) => gelu(x),
                 SiteKind::Act(Activation::Relu) => relu(x),
-                SiteKind::InvSqrt => x.sqrt().recip(),
-                SiteKind::Reciprocal => x.recip(),
+                // Division, not recip(): burn-ndarray's recip is a 12-bit SIMD estimate.
+                SiteKind::InvSqrt => {
+                    let r = x.sqrt();
+                    r.ones_like().div(r)
+                }
+                SiteKind::Reciprocal => x.ones_like().div(x),
             },
         }
     }
@@ -307,7 +309,8 @@ impl<B: Backend> Attention<B> {
                 scaling,
                 placement,
             } => {
-                let c = scaling.factor(l);
+                // S(L) with L the model's sequence length (a public constant), also for shorter inputs.
+                let c = scaling.factor(cfg.tokens());
                 let s = match placement {
                     ScalePlacement::Before | ScalePlacement::Both => s.div_scalar(c),
                     ScalePlacement::After => s,
@@ -340,13 +343,10 @@ impl<B: Backend> Attention<B> {
                         Some(mk) => xp.mul(mk.clone()),
                         None => xp,
                     };
-                    let den = xp
-                        .clone()
-                        .sum_dim(3)
-                        .div_scalar(l as f64)
-                        .add_scalar(eps / l as f64);
+                    let n = cfg.tokens() as f64;
+                    let den = xp.clone().sum_dim(3).div_scalar(n).add_scalar(eps / n);
                     let inv = f.site(format!("{site}.den"), SiteKind::Reciprocal, den);
-                    xp.mul(inv).div_scalar(l as f64)
+                    xp.mul(inv).div_scalar(n)
                 }
             }
         };

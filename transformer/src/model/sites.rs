@@ -223,8 +223,11 @@ pub struct FitConfig {
     /// The fitting interval is the recorded range widened by this fraction of its width on each side
     /// (and for activations made symmetric).
     pub margin: f64,
-    /// GELU: degree of the Remez minimax polynomial.
+    /// GELU: degree of the polynomial.
     pub gelu_degree: usize,
+    /// GELU: Chebyshev interpolation instead of Remez minimax (for the degree study).
+    #[serde(default)]
+    pub gelu_interpolate: bool,
     /// ReLU: the composite sign's gap (relative to the range) and precision.
     pub relu_eps: f64,
     /// ReLU: the composite sign's max error outside the gap.
@@ -238,6 +241,7 @@ impl Default for FitConfig {
         FitConfig {
             margin: 0.1,
             gelu_degree: 31,
+            gelu_interpolate: false,
             relu_eps: 2f64.powi(-8),
             relu_precision: 2f64.powi(-10),
             newton_target: 1e-3,
@@ -299,9 +303,19 @@ pub fn fit_site(kind: SiteKind, recorded: Range, cfg: &FitConfig) -> Result<Fitt
             let r = (recorded.abs_max() * (1.0 + 2.0 * cfg.margin)).max(1.0);
             let poly = match act {
                 Activation::Gelu => {
-                    let mm = remez::minimax(functions::gelu, interval(-r, r)?, cfg.gelu_degree)
-                        .map_err(|e| e.to_string())?;
-                    SitePoly::Chebyshev(Chebyshev::from_poly(&mm.poly))
+                    let p = if cfg.gelu_interpolate {
+                        poly_approx::chebyshev::interpolate(
+                            functions::gelu,
+                            interval(-r, r)?,
+                            cfg.gelu_degree,
+                        )
+                        .map_err(|e| e.to_string())?
+                    } else {
+                        remez::minimax(functions::gelu, interval(-r, r)?, cfg.gelu_degree)
+                            .map_err(|e| e.to_string())?
+                            .poly
+                    };
+                    SitePoly::Chebyshev(Chebyshev::from_poly(&p))
                 }
                 Activation::Relu => {
                     let sign = CompositeSign::design(cfg.relu_eps, cfg.relu_precision, Objective::Depth)

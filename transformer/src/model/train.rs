@@ -352,6 +352,13 @@ pub struct History {
     pub samples_per_second: f64,
 }
 
+impl History {
+    /// Largest |activation input| over the logged intervals.
+    pub fn max_act(&self) -> f64 {
+        self.steps.iter().map(|s| s.3).fold(0.0, f64::max)
+    }
+}
+
 /// Resumable training state written next to the checkpoint after every epoch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Progress {
