@@ -226,6 +226,85 @@ pub struct PipelineReport {
     pub eval_items: usize,
     /// Max error of each fitted polynomial on its interval.
     pub poly_errors: BTreeMap<String, f64>,
+    /// The f64 reference forward (exported weights, folded BatchNorms, the polynomials) against the
+    /// framework's polynomial model on the first held-out items: (items, max |logit difference|,
+    /// max |logit|).
+    pub reference_check: Option<(usize, f64, f64)>,
+}
+
+/// Runs the f64 reference of a polynomial checkpoint and the framework model on the first `n`
+/// held-out items; returns (items, max |difference|, max |logit|).
+pub fn reference_check<B: burn::tensor::backend::Backend>(
+    model: &Transformer<B>,
+    polys: &PolySet,
+    dir: &Path,
+    data: &TaskData,
+    n: usize,
+) -> Result<(usize, f64, f64), CheckpointError> {
+    use crate::model::train::image_batch_data;
+    use crate::model::Forward;
+    use burn::tensor::{Int, Tensor, TensorData};
+    let reference = crate::reference::ReferenceModel::from_checkpoint(dir)
+        .map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let device = model.pos.val().device();
+    let bad = |e: crate::reference::ReferenceError| CheckpointError::Format(e.to_string());
+    let (mut worst, mut scale) = (0.0f64, 0.0f64);
+    let mut compare = |ours: &[f32], refs: &[f64]| {
+        for (a, b) in ours.iter().zip(refs) {
+            worst = worst.max((*a as f64 - b).abs());
+            scale = scale.max(b.abs());
+        }
+    };
+    let items = match data {
+        TaskData::Images { test, mean, std, .. } => {
+            let idx: Vec<usize> = (0..n.min(test.len())).collect();
+            let td = image_batch_data(test, &idx, *mean, *std);
+            let px: Vec<f64> = td
+                .to_vec::<f32>()
+                .map_err(|e| CheckpointError::Format(format!("{e:?}")))?
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            let logits =
+                model.forward_images(Tensor::from_data(td, &device), &mut Forward::polynomial(polys));
+            let ours = logits
+                .into_data()
+                .to_vec::<f32>()
+                .map_err(|e| CheckpointError::Format(format!("{e:?}")))?;
+            let refs: Vec<f64> = reference
+                .forward_images(&px)
+                .map_err(bad)?
+                .into_iter()
+                .flatten()
+                .collect();
+            compare(&ours, &refs);
+            idx.len()
+        }
+        TaskData::Tokens { test, seq_len, .. } => {
+            let windows = (test.len().saturating_sub(1) / seq_len).min(n);
+            for w in 0..windows {
+                let ids = &test[w * seq_len..(w + 1) * seq_len];
+                let t = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(ids.iter().map(|&v| v as i64).collect::<Vec<_>>(), [1, *seq_len]),
+                    &device,
+                );
+                let ours = model
+                    .forward_tokens(t, &mut Forward::polynomial(polys))
+                    .into_data()
+                    .to_vec::<f32>()
+                    .map_err(|e| CheckpointError::Format(format!("{e:?}")))?;
+                let refs: Vec<f64> = reference
+                    .forward_tokens(ids)
+                    .map_err(bad)?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                compare(&ours, &refs);
+            }
+            windows
+        }
+    };
+    Ok((items, worst, scale))
 }
 
 /// Loads the data of a pipeline and what the checkpoints need to reproduce its preparation. Sets the
@@ -390,9 +469,17 @@ pub fn synthetic(model: &ModelConfig) -> (TaskData, DataPrep) {
 
 fn meta(stage: Stage, cfg: &ModelConfig, prep: &DataPrep, m: &Metrics) -> CheckpointMeta {
     let mut metrics = BTreeMap::new();
-    metrics.insert("test_loss".into(), m.loss);
-    metrics.insert("test_accuracy".into(), m.accuracy);
-    metrics.insert("test_perplexity".into(), m.perplexity);
+    // JSON has no inf/NaN: a non-finite metric (e.g. the perplexity of a failed substitution) is left
+    // out and shows as missing.
+    for (k, v) in [
+        ("test_loss", m.loss),
+        ("test_accuracy", m.accuracy),
+        ("test_perplexity", m.perplexity),
+    ] {
+        if v.is_finite() {
+            metrics.insert(k.to_string(), v);
+        }
+    }
     CheckpointMeta {
         version: crate::model::checkpoint::CHECKPOINT_VERSION,
         stage,
@@ -516,7 +603,7 @@ pub fn run_pipeline<B: AutodiffBackend>(
     if r.diverged || !r.metrics.loss.is_finite() {
         eprintln!("[pipeline] stage 1 diverged: no conversion");
         stages.push(r);
-        return finish(cfg, data, out, stages, BTreeMap::new(), &fresh, t0);
+        return finish(cfg, data, out, stages, BTreeMap::new(), None, &fresh, t0);
     }
     let before = record_ranges(&he.valid(), data, 256, cfg.record_limit);
     stages.push(StageResult {
@@ -559,7 +646,7 @@ pub fn run_pipeline<B: AutodiffBackend>(
         }
     };
     if !cfg.polynomial || cfg.model.attention == AttentionKind::Softmax {
-        return finish(cfg, data, out, stages, BTreeMap::new(), &fresh, t0);
+        return finish(cfg, data, out, stages, BTreeMap::new(), None, &fresh, t0);
     }
 
     // Stage 3: polynomials, no training.
@@ -574,7 +661,14 @@ pub fn run_pipeline<B: AutodiffBackend>(
     m.ranges = Some(ranges.clone());
     m.fit = Some(cfg.fit);
     m.polys = Some(polys.clone());
-    Checkpoint::save(&out.join(Stage::Polynomial.dir_name()), &rm, &m)?;
+    let pdir = out.join(Stage::Polynomial.dir_name());
+    Checkpoint::save(&pdir, &rm, &m)?;
+    let check = reference_check(&rm.valid(), &polys, &pdir, data, 64)?;
+    eprintln!(
+        "[pipeline] f64 reference vs framework polynomial model on {} held-out items: max |logit diff| {:.2e} \
+         (max |logit| {:.1})",
+        check.0, check.1, check.2
+    );
     stages.push(StageResult {
         stage: Stage::Polynomial,
         metrics: pm,
@@ -606,15 +700,17 @@ pub fn run_pipeline<B: AutodiffBackend>(
         )?;
         stages.push(r);
     }
-    finish(cfg, data, out, stages, poly_errors, &fresh, t0)
+    finish(cfg, data, out, stages, poly_errors, Some(check), &fresh, t0)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish<B: AutodiffBackend>(
     cfg: &PipelineConfig,
     data: &TaskData,
     out: &Path,
     stages: Vec<StageResult>,
     poly_errors: BTreeMap<String, f64>,
+    reference_check: Option<(usize, f64, f64)>,
     fresh: &dyn Fn(&ModelConfig) -> Transformer<B>,
     t0: Instant,
 ) -> Result<PipelineReport, CheckpointError> {
@@ -624,6 +720,7 @@ fn finish<B: AutodiffBackend>(
         eval_items: stages.first().map(|s| s.metrics.count).unwrap_or(0),
         stages,
         poly_errors,
+        reference_check,
     };
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     eprintln!("[pipeline] done in {:.0}s", t0.elapsed().as_secs_f64());

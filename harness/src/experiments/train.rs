@@ -101,6 +101,9 @@ pub struct Row {
     pub max_ln_var: Option<f64>,
     /// Worst max error of the fitted polynomials on their intervals (polynomial stages).
     pub worst_poly_error: Option<f64>,
+    /// Max |logit difference| between the f64 reference (exported weights, folded BatchNorms) and the
+    /// framework's polynomial model on the first 64 held-out items (polynomial stage).
+    pub reference_max_abs_diff: Option<f64>,
 }
 
 /// Runs the pipeline and returns the rows.
@@ -139,6 +142,9 @@ pub fn run(which: Which, config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                 max_act_input: s.ranges.map(|r| r.0),
                 max_ln_var: s.ranges.and_then(|r| (r.1 > 0.0).then_some(r.1)),
                 worst_poly_error: poly.then_some(worst),
+                reference_max_abs_diff: (s.stage == Stage::Polynomial)
+                    .then_some(report.reference_check.map(|c| c.1))
+                    .flatten(),
             }
         })
         .collect();

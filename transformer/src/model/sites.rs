@@ -74,8 +74,12 @@ pub struct RangeRecord {
 }
 
 impl RangeRecord {
-    /// Adds one observation of a site.
+    /// Adds one observation of a site; non-finite values (a model that overflowed) are not ranges and
+    /// are left out (the evaluation reports them as non-finite logits).
     pub fn observe(&mut self, site: &str, kind: SiteKind, min: f64, max: f64) {
+        if !(min.is_finite() && max.is_finite()) {
+            return;
+        }
         self.sites
             .entry(site.to_string())
             .or_insert((kind, Range::empty()))
