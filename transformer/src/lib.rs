@@ -13,6 +13,7 @@
 //! Encrypted inference of these models is an open issue.
 
 pub mod data;
+pub mod encrypted;
 pub mod model;
 pub mod pipeline;
 pub mod reference;

@@ -1,0 +1,1 @@
+//! Encrypted inference of polynomial models (being written).
