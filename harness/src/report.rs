@@ -14,6 +14,9 @@ use crate::provenance::lookup;
 /// File name of the index.
 pub const INDEX: &str = "README.md";
 
+/// Hand-written discussion included at the top of the index when present.
+pub const DISCUSSION: &str = "DISCUSSION.md";
+
 /// Writes `out/README.md` and returns its path.
 pub fn write(out: &Path, command: &str) -> Result<PathBuf> {
     let text = render(out, command)?;
@@ -71,6 +74,15 @@ pub fn render(out: &Path, command: &str) -> Result<String> {
          SVG repeats its source's in a `<metadata>` element. Figures are drawn from the CSVs only.\n",
         cargo_command(command)
     ));
+    // The hand-written discussion of the findings, if any, comes first.
+    let discussion = out.join(DISCUSSION);
+    if discussion.is_file() {
+        let text = std::fs::read_to_string(&discussion)
+            .with_context(|| format!("cannot read {}", discussion.display()))?;
+        md.push('\n');
+        md.push_str(text.trim_end());
+        md.push('\n');
+    }
     for exp in EXPERIMENTS {
         if !csvs.iter().any(|c| c == exp.csv) {
             continue;

@@ -199,7 +199,7 @@ pub struct StageResult {
     pub stage: Stage,
     /// Held-out metrics.
     pub metrics: Metrics,
-    /// Training wall time in seconds (0 for stages without training or loaded from disk).
+    /// Training wall time in seconds, as measured when the stage was trained (0 for stages without training).
     pub train_seconds: f64,
     /// Training throughput (samples per second), if trained in this run.
     pub samples_per_second: f64,
@@ -521,8 +521,9 @@ fn train_stage<B: AutodiffBackend>(
             StageResult {
                 stage,
                 metrics,
-                train_seconds: 0.0,
-                samples_per_second: 0.0,
+                // As measured when the stage was trained.
+                train_seconds: m.metrics.get("train_seconds").copied().unwrap_or(0.0),
+                samples_per_second: m.metrics.get("samples_per_second").copied().unwrap_or(0.0),
                 ranges,
                 diverged: hist.diverged,
                 max_train_act: hist.max_act(),

@@ -31,16 +31,18 @@ pub enum Which {
 /// What a run does.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
-    /// The pipeline.
+    /// The pipeline (its seeds are replaced by each run's).
     pub pipeline: PipelineConfig,
-    /// Where the checkpoints go.
+    /// Seeds: one pipeline each.
+    pub seeds: Vec<u64>,
+    /// Where the checkpoints go (`<preset>-seed<N>/` below it).
     pub run_dir: PathBuf,
     /// Rayon threads of the training backend (0: all cores).
     pub threads: usize,
 }
 
 impl Config {
-    /// The settings of a preset.
+    /// The settings of a preset: seeds `seed, seed + 1, seed + 2` at cpu, `seed` at tiny.
     pub fn preset(which: Which, preset: Preset, seed: u64) -> Self {
         let mut pipeline = match (which, preset) {
             (Which::Vit, Preset::Cpu) => PipelineConfig::vit_fashion_cpu(),
@@ -49,18 +51,18 @@ impl Config {
             (Which::Lm, Preset::Tiny) => PipelineConfig::lm_tiny(),
         };
         pipeline.train.seed = seed;
-        if let Some(r) = &mut pipeline.range_min {
-            r.seed = seed;
-        }
+        let seeds = match preset {
+            Preset::Tiny => vec![seed],
+            Preset::Cpu => vec![seed, seed + 1, seed + 2],
+        };
         let name = match which {
             Which::Vit => "train_vit",
             Which::Lm => "train_lm",
         };
         Config {
             pipeline,
-            run_dir: super::runs_root(preset)
-                .join(name)
-                .join(format!("{}-seed{seed}", preset.name())),
+            seeds,
+            run_dir: super::runs_root(preset).join(name),
             threads: 0,
         }
     }
@@ -91,7 +93,7 @@ pub struct Row {
     pub train_items: usize,
     /// Held-out predictions scored.
     pub eval_predictions: usize,
-    /// Wall time of this stage's training in seconds (0 when loaded from an earlier run or not trained).
+    /// Wall time of this stage's training in seconds, as measured when it was trained (0: not trained).
     pub train_seconds: f64,
     /// Training throughput, samples per second.
     pub samples_per_second: f64,
@@ -111,16 +113,28 @@ pub fn run(which: Which, config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
     if config.threads > 0 {
         std::env::set_var("RAYON_NUM_THREADS", config.threads.to_string());
     }
-    let mut pc = config.pipeline.clone();
-    let (data, prep) = load_data(&mut pc).map_err(|e| anyhow!(e))?;
+    let mut base = config.pipeline.clone();
+    let (data, prep) = load_data(&mut base).map_err(|e| anyhow!(e))?;
     let device = Default::default();
-    let report = run_pipeline::<CpuTrain>(&pc, &data, &prep, &config.run_dir, &device)?;
-    let dataset = format!("{:?}", pc.dataset);
-    let worst = report.poly_errors.values().copied().fold(0.0, f64::max);
-    let rows = report
-        .stages
-        .iter()
-        .map(|s| {
+    let dataset = format!("{:?}", base.dataset);
+    let preset = if base.dataset == transformer::pipeline::Dataset::Synthetic {
+        "tiny"
+    } else {
+        "cpu"
+    };
+    let mut rows = Vec::new();
+    let mut sites = 0;
+    for &seed in &config.seeds {
+        let mut pc = base.clone();
+        pc.train.seed = seed;
+        if let Some(r) = &mut pc.range_min {
+            r.seed = seed;
+        }
+        let dir = config.run_dir.join(format!("{preset}-seed{seed}"));
+        let report = run_pipeline::<CpuTrain>(&pc, &data, &prep, &dir, &device)?;
+        let worst = report.poly_errors.values().copied().fold(0.0, f64::max);
+        sites = report.poly_errors.len();
+        rows.extend(report.stages.iter().map(|s| {
             let poly = matches!(s.stage, Stage::Polynomial | Stage::PolynomialTuned);
             Row {
                 model: match which {
@@ -129,7 +143,7 @@ pub fn run(which: Which, config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                 },
                 dataset: dataset.clone(),
                 stage: s.stage.dir_name().into(),
-                seed: pc.train.seed,
+                seed,
                 accuracy_pct: 100.0 * s.metrics.accuracy,
                 perplexity: s.metrics.perplexity,
                 loss: s.metrics.loss,
@@ -146,11 +160,11 @@ pub fn run(which: Which, config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                     .then_some(report.reference_check.map(|c| c.1))
                     .flatten(),
             }
-        })
-        .collect();
+        }));
+    }
     let notes = vec![
         format!("checkpoints: {}", config.run_dir.display()),
-        format!("polynomial sites: {}", report.poly_errors.len()),
+        format!("polynomial sites: {sites}"),
     ];
     Ok((rows, notes))
 }
