@@ -1,1 +1,778 @@
-//! Encrypted inference of polynomial models (being written).
+//! Encrypted inference of the polynomial ViT on CKKS ciphertexts (first step: one image per
+//! ciphertext, no bootstrapping, so the whole circuit must fit the parameters' levels).
+//!
+//! [`EncryptedVit`] is built from a [`ReferenceModel`] (every BatchNorm already folded into the linear
+//! maps, the fitted site polynomials attached) and evaluates exactly the reference's arithmetic on an
+//! encrypted image:
+//!
+//! - **client**: cuts the image into patches (public preprocessing) and encrypts the
+//!   `[tokens, channels * patch^2]` patch matrix row-major ([`EncryptedVit::encrypt_image`]);
+//! - **server** ([`EncryptedVit::forward`]): patch embedding (plaintext weights, plus the plaintext
+//!   bias-and-positions matrix); per block `Q`, `K`, `V` (three plaintext-weight products), the score
+//!   diagonals `Q K^T / sqrt(d_head)` ([`EncryptedAttention::scores`]), the fitted attention polynomial
+//!   `blocks.{i}.attn.sigma` on every score diagonal, a plaintext mask that zeroes every slot
+//!   [`EncryptedAttention::apply_to_values`] needs zero (the polynomial of 0 is not 0) and applies the
+//!   length scaling `1 / S(L)`, the product with `V`, the projection and the residual; then `fc1`, the
+//!   polynomial `blocks.{i}.mlp.act`, `fc2` and the residual; mean pooling over the tokens (rotations by
+//!   whole rows; the `1 / tokens` is folded into the head) and the head;
+//! - **client**: decrypts the logits, row 0 of the returned matrix ([`EncryptedVit::decrypt_logits`]).
+//!
+//! **Layout.** Every matrix is packed row-major ([`RowMajor`]) with one power-of-two stride large
+//! enough for the widest layer (patch size, width, MLP hidden width, classes) in one ciphertext of
+//! `params.max_slots()` slots; rows past the tokens are padding.
+//!
+//! **Polynomials without a level for the change of variable.** A site polynomial is a Chebyshev series
+//! on `[a, b]`, evaluated at `u = alpha x + beta`. The factor `alpha` is folded into the preceding
+//! linear map (the score scale of the attention, the weights and bias of `fc1`) and `beta` is added as a
+//! constant (free), so the series is evaluated on `[-1, 1]` in exactly `ceil(log2(degree + 1))` levels.
+//!
+//! **Scales.** Every plaintext-weight product keeps its input's scale (the diagonals are encoded at the
+//! dropped prime), so the token rows stay at the default scale `Delta`. The scores come out at
+//! `Delta^2 / q` and the polynomial keeps that scale; the attention mask is encoded at the scale that
+//! brings the product with `V` back to exactly `Delta`, so the residual additions need no correction.
+//!
+//! **Levels** (one block): embedding 1, `Q K V` 1, scores 2, sigma `ceil(log2(d_s + 1))`, mask 1,
+//! product with `V` 1, projection 1, `fc1` 1, activation `ceil(log2(d_a + 1))`, `fc2` 1, head 1; with the
+//! degree-15 fits of the tiny ViT, 18 levels ([`EncryptedVit::levels_needed`]).
+//!
+//! Supported today: vision models with mean pooling, BatchNorm (folded) normalisation, pointwise
+//! attention `sigma(s)` with any length scaling and placement, and sites fitted as one Chebyshev
+//! series (GELU). LayerNorm, softmax and Power-Softmax attention, class tokens and composite or Newton
+//! site polynomials are refused with [`EncryptedError::Unsupported`].
+
+use std::sync::Arc;
+
+use ckks::circuits::matmul::{EncryptedAttention, EncryptedMatrix, PlainWeightMatMul, RowMajor};
+use ckks::circuits::poly_eval::CkksArith;
+use ckks::params::Parameters;
+use ckks::rlwe::SecretKey;
+use ckks::scheme::evaluator::{decrypt_ckks, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, Plaintext};
+use poly_approx::eval::EvalPlan;
+use poly_approx::{ChebyshevPoly, Interval};
+use rand::CryptoRng;
+
+use crate::model::{AttentionKind, ScalePlacement, SitePoly, TaskConfig};
+use crate::reference::{Dense, Embedding, ReferenceModel};
+
+/// Relative tolerance on the scale of an input ciphertext (it must be encrypted at the default scale).
+const INPUT_SCALE_TOLERANCE: f64 = 1e-9;
+
+/// Errors building or running the encrypted model.
+#[derive(Debug, thiserror::Error)]
+pub enum EncryptedError {
+    /// A CKKS operation failed (levels, scales, missing keys, encoding).
+    #[error(transparent)]
+    Ckks(#[from] ckks::Error),
+    /// Planning a polynomial evaluation failed.
+    #[error("polynomial evaluation plan: {0}")]
+    Approximation(#[from] poly_approx::Error),
+    /// The model uses something the encrypted forward does not implement yet.
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    /// A shape does not fit (weights, images, layouts).
+    #[error("shape: {0}")]
+    Shape(String),
+    /// The parameters or the starting level leave too few levels for the circuit.
+    #[error("the circuit needs {needed} levels, the start level is {available}")]
+    Levels {
+        /// Levels the circuit consumes.
+        needed: usize,
+        /// The starting level asked for.
+        available: usize,
+    },
+    /// An encrypted input that does not match what the model was prepared for.
+    #[error("input: {0}")]
+    Input(String),
+}
+
+/// Result of this module.
+pub type Result<T> = std::result::Result<T, EncryptedError>;
+
+/// A plaintext-weight product followed by the addition of a plaintext matrix (bias, positions).
+#[derive(Debug)]
+struct Affine {
+    mm: PlainWeightMatMul,
+    /// At the output level and the default scale.
+    bias: Plaintext,
+}
+
+impl Affine {
+    /// `X W + B` for `X` at `level` in `input`; `bias_rows` gives row `t` of `B` (`rows x d'`, zero past
+    /// the valid rows).
+    fn new(
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        input: RowMajor,
+        w: &[Vec<f64>],
+        bias_rows: &[Vec<f64>],
+        level: usize,
+    ) -> Result<Self> {
+        let mm = PlainWeightMatMul::new(params, encoder, input, w, level)?;
+        let slots = mm.output_layout().pack(bias_rows)?;
+        let [v] = slots.as_slice() else {
+            return Err(EncryptedError::Shape(format!(
+                "the bias packs into {} ciphertexts, expected one",
+                slots.len()
+            )));
+        };
+        let out_level = level.checked_sub(1).ok_or(EncryptedError::Levels {
+            needed: 1,
+            available: 0,
+        })?;
+        let bias = encoder.encode(v, out_level, params.default_scale())?;
+        Ok(Self { mm, bias })
+    }
+
+    fn output_layout(&self) -> RowMajor {
+        self.mm.output_layout()
+    }
+
+    fn apply(&self, eval: &Evaluator, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+        let mut y = self.mm.apply(eval, x)?;
+        for t in y.tiles.iter_mut() {
+            *t = eval.add_plain(t, &self.bias)?;
+        }
+        Ok(y)
+    }
+}
+
+/// One encrypted block.
+#[derive(Debug)]
+struct Block {
+    q: Affine,
+    k: Affine,
+    v: Affine,
+    attention: EncryptedAttention,
+    /// `beta` of the attention polynomial's change of variable (its `alpha` is in the score scale).
+    sigma_shift: f64,
+    sigma: EvalPlan,
+    /// One mask per score offset, at the polynomial's output level.
+    sigma_masks: Vec<Plaintext>,
+    proj: Affine,
+    fc1: Affine,
+    act: EvalPlan,
+    fc2: Affine,
+}
+
+/// The polynomial ViT prepared for encrypted inference: every weight pre-encoded at the level where it
+/// is used. Build it with [`EncryptedVit::new`]; the server needs the relinearization key and the Galois
+/// keys of [`EncryptedVit::rotations_needed`].
+#[derive(Debug)]
+pub struct EncryptedVit {
+    params: Arc<Parameters>,
+    /// `(channels, image side, patch side)`.
+    image: (usize, usize, usize),
+    input_layout: RowMajor,
+    output_layout: RowMajor,
+    start_level: usize,
+    levels: usize,
+    embed: Affine,
+    blocks: Vec<Block>,
+    head: Affine,
+    rotations: Vec<i64>,
+}
+
+/// Rows of a [`Dense`] weight (`w[i][j]`: input `i` to output `j`), columns `cols` of the full matrix,
+/// each entry times `factor`.
+///
+/// # Errors
+/// [`EncryptedError::Shape`] when `cols` is not inside the weight.
+fn weight_rows(d: &Dense, cols: std::ops::Range<usize>, factor: f64) -> Result<Vec<Vec<f64>>> {
+    d.weight
+        .chunks_exact(d.cols.max(1))
+        .map(|r| {
+            r.get(cols.clone())
+                .map(|r| r.iter().map(|w| w * factor).collect())
+                .ok_or_else(|| {
+                    EncryptedError::Shape(format!("columns {cols:?} of a {}-column weight", d.cols))
+                })
+        })
+        .collect()
+}
+
+/// The bias row `b * factor + shift` repeated over the first `rows` rows of `total`, zero rows after.
+fn bias_rows(bias: &[f64], factor: f64, shift: f64, rows: usize, total: usize) -> Vec<Vec<f64>> {
+    (0..total)
+        .map(|t| {
+            if t < rows {
+                bias.iter().map(|b| b * factor + shift).collect()
+            } else {
+                vec![0.0; bias.len()]
+            }
+        })
+        .collect()
+}
+
+/// The site's single Chebyshev series, as `(plan on [-1, 1], alpha, beta)` with `u = alpha x + beta`.
+fn site_plan(model: &ReferenceModel, site: &str) -> Result<(EvalPlan, f64, f64)> {
+    let poly = model
+        .polys
+        .as_ref()
+        .and_then(|p| p.get(site))
+        .ok_or_else(|| EncryptedError::Unsupported(format!("site {site} has no fitted polynomial")))?;
+    let SitePoly::Chebyshev(c) = poly else {
+        return Err(EncryptedError::Unsupported(format!(
+            "site {site}: only single Chebyshev series are implemented"
+        )));
+    };
+    let (alpha, beta) = c.unit_map();
+    if !(alpha.is_finite() && beta.is_finite()) {
+        return Err(EncryptedError::Unsupported(format!(
+            "site {site}: degenerate interval [{}, {}]",
+            c.a, c.b
+        )));
+    }
+    let unit = ChebyshevPoly::new(c.coeffs.clone(), Interval::new(-1.0, 1.0)?)?;
+    Ok((EvalPlan::new(&unit)?, alpha, beta))
+}
+
+/// Levels of one block given its two polynomial depths (see the module documentation).
+fn block_levels(sigma_depth: usize, act_depth: usize) -> usize {
+    // Q K V, scores (2), sigma, mask, x V, proj, fc1, act, fc2.
+    1 + 2 + sigma_depth + 1 + 1 + 1 + 1 + act_depth + 1
+}
+
+impl EncryptedVit {
+    /// Levels the forward of `model` consumes (input level minus output level), without preparing it:
+    /// use it to choose the parameters.
+    ///
+    /// # Errors
+    /// [`EncryptedError::Unsupported`] for a model the encrypted forward does not implement.
+    pub fn levels_required(model: &ReferenceModel) -> Result<usize> {
+        check_supported(model)?;
+        let mut levels = 2; // embedding, head
+        for i in 0..model.blocks.len() {
+            let (sigma, _, _) = site_plan(model, &format!("blocks.{i}.attn.sigma"))?;
+            let (act, _, _) = site_plan(model, &format!("blocks.{i}.mlp.act"))?;
+            levels += block_levels(sigma.depth(), act.depth());
+        }
+        Ok(levels)
+    }
+
+    /// Prepares `model` for inputs encrypted at `start_level` and the default scale of `params`, in
+    /// ciphertexts of `params.max_slots()` slots: pre-encodes every weight, bias and mask at the level
+    /// where it is used.
+    ///
+    /// # Errors
+    /// [`EncryptedError::Unsupported`] for a model the encrypted forward does not implement,
+    /// [`EncryptedError::Shape`] when the tokens do not fit one ciphertext, [`EncryptedError::Levels`]
+    /// when `start_level` leaves too few levels, [`ckks::Error::LevelOutOfRange`] when it is above the
+    /// parameters' top level; encoding errors.
+    pub fn new(
+        model: &ReferenceModel,
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        start_level: usize,
+    ) -> Result<Self> {
+        let needed = Self::levels_required(model)?;
+        if start_level > params.max_level() {
+            return Err(EncryptedError::Ckks(ckks::Error::LevelOutOfRange {
+                level: start_level,
+                max: params.max_level(),
+            }));
+        }
+        if needed > start_level {
+            return Err(EncryptedError::Levels {
+                needed,
+                available: start_level,
+            });
+        }
+        let cfg = &model.config;
+        let TaskConfig::Vision {
+            image_size,
+            channels,
+            patch,
+            num_classes,
+            ..
+        } = cfg.task
+        else {
+            return Err(EncryptedError::Unsupported("not a vision model".into()));
+        };
+        let Embedding::Patches { linear, .. } = &model.embedding else {
+            return Err(EncryptedError::Unsupported("not a patch embedding".into()));
+        };
+        let (d, hidden, rows) = (cfg.dim, cfg.mlp_hidden, cfg.tokens());
+        let patch_len = channels * patch * patch;
+        let stride = patch_len.max(d).max(hidden).max(num_classes).next_power_of_two();
+        let slots = params.max_slots();
+        let input_layout = RowMajor::new(rows, patch_len, Some(stride), slots)?;
+        if input_layout.tiles() != 1 {
+            return Err(EncryptedError::Shape(format!(
+                "{rows} tokens of stride {stride} do not fit one ciphertext of {slots} slots"
+            )));
+        }
+        let scale = params.default_scale();
+        let mut rotations: Vec<i64> = Vec::new();
+        let mut level = start_level;
+
+        // Patch embedding plus (bias + positions) in the valid rows.
+        let mut embed_bias = bias_rows(&linear.bias, 1.0, 0.0, rows, rows);
+        for (row, p) in embed_bias.iter_mut().zip(model.pos.chunks_exact(d.max(1))) {
+            row.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        let embed = Affine::new(
+            params,
+            encoder,
+            input_layout,
+            &weight_rows(linear, 0..d, 1.0)?,
+            &embed_bias,
+            level,
+        )?;
+        rotations.extend(embed.mm.rotations_needed());
+        level -= 1;
+        let x_layout = embed.output_layout();
+
+        let (sqrt_dh, factor, placement) = match cfg.attention {
+            AttentionKind::Pointwise {
+                scaling, placement, ..
+            } => ((cfg.head_dim() as f64).sqrt(), scaling.factor(rows), placement),
+            _ => return Err(EncryptedError::Unsupported("attention is not pointwise".into())),
+        };
+        let before = matches!(placement, ScalePlacement::Before | ScalePlacement::Both);
+        let after = matches!(placement, ScalePlacement::After | ScalePlacement::Both);
+
+        let mut blocks = Vec::with_capacity(model.blocks.len());
+        for (i, blk) in model.blocks.iter().enumerate() {
+            let start = level;
+            let qkv = |part: usize| -> Result<Affine> {
+                let cols = part * d..(part + 1) * d;
+                Affine::new(
+                    params,
+                    encoder,
+                    x_layout,
+                    &weight_rows(&blk.qkv, cols.clone(), 1.0)?,
+                    &bias_rows(
+                        blk.qkv
+                            .bias
+                            .get(cols)
+                            .ok_or_else(|| EncryptedError::Shape("qkv bias".into()))?,
+                        1.0,
+                        0.0,
+                        rows,
+                        rows,
+                    ),
+                    start,
+                )
+            };
+            let (q, k, v) = (qkv(0)?, qkv(1)?, qkv(2)?);
+            for a in [&q, &k, &v] {
+                rotations.extend(a.mm.rotations_needed());
+            }
+            level -= 1;
+
+            // Scores times alpha / sqrt(d_h) (and 1 / S(L) before sigma), at level - 2.
+            let (sigma, alpha_s, beta_s) = site_plan(model, &format!("blocks.{i}.attn.sigma"))?;
+            let score_scale = alpha_s / sqrt_dh / if before { factor } else { 1.0 };
+            let attention =
+                EncryptedAttention::new(params, encoder, x_layout, cfg.heads, false, score_scale, level)?;
+            rotations.extend(attention.rotations_needed());
+            // Scale of the scores: Delta^2 / q_level (product), the mask's q_{level-1} cancels.
+            let score_ct_scale = scale * scale / prime(params, level)?;
+            level -= 2;
+            level -= sigma.depth();
+            // The mask: 1 / S(L) (after sigma) on the valid score slots, zero elsewhere. The weights are
+            // at the scores' scale s; the mask at q_{l-1} q_l / s puts them at q_{l-1} after the rescale
+            // by q_l, and the product with V (at Delta) lands on Delta after the rescale by q_{l-1}.
+            let mask_scale = prime(params, level - 1)? * prime(params, level)? / score_ct_scale;
+            let weight = if after { 1.0 / factor } else { 1.0 };
+            let dh = cfg.head_dim();
+            let sigma_masks = attention
+                .offsets()
+                .iter()
+                .map(|&delta| {
+                    let mut m = vec![vec![0.0; d]; rows];
+                    for (t, row) in m.iter_mut().enumerate() {
+                        let partner = t as i64 + delta;
+                        if partner >= 0 && (partner as usize) < rows {
+                            for h in 0..cfg.heads {
+                                row[h * dh] = weight;
+                            }
+                        }
+                    }
+                    let packed = x_layout.pack(&m)?;
+                    let [vals] = packed.as_slice() else {
+                        return Err(EncryptedError::Shape("mask spans several ciphertexts".into()));
+                    };
+                    Ok(encoder.encode(vals, level, mask_scale)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            level -= 2; // mask, product with V
+
+            let proj = Affine::new(
+                params,
+                encoder,
+                x_layout,
+                &weight_rows(&blk.proj, 0..d, 1.0)?,
+                &bias_rows(&blk.proj.bias, 1.0, 0.0, rows, rows),
+                level,
+            )?;
+            rotations.extend(proj.mm.rotations_needed());
+            level -= 1;
+
+            let (act, alpha_a, beta_a) = site_plan(model, &format!("blocks.{i}.mlp.act"))?;
+            let fc1 = Affine::new(
+                params,
+                encoder,
+                x_layout,
+                &weight_rows(&blk.fc1, 0..hidden, alpha_a)?,
+                &bias_rows(&blk.fc1.bias, alpha_a, beta_a, rows, rows),
+                level,
+            )?;
+            rotations.extend(fc1.mm.rotations_needed());
+            level -= 1 + act.depth();
+            let fc2 = Affine::new(
+                params,
+                encoder,
+                fc1.output_layout(),
+                &weight_rows(&blk.fc2, 0..d, 1.0)?,
+                &bias_rows(&blk.fc2.bias, 1.0, 0.0, rows, rows),
+                level,
+            )?;
+            rotations.extend(fc2.mm.rotations_needed());
+            level -= 1;
+            blocks.push(Block {
+                q,
+                k,
+                v,
+                attention,
+                sigma_shift: beta_s,
+                sigma,
+                sigma_masks,
+                proj,
+                fc1,
+                act,
+                fc2,
+            });
+        }
+
+        // Mean pooling: row 0 receives the sum of the token rows; 1 / tokens goes into the head.
+        rotations.extend(pool_rotations(rows, stride));
+        let head_bias = bias_rows(&model.head.bias, 1.0, 0.0, 1, rows);
+        let head = Affine::new(
+            params,
+            encoder,
+            x_layout,
+            &weight_rows(&model.head, 0..num_classes, 1.0 / rows as f64)?,
+            &head_bias,
+            level,
+        )?;
+        rotations.extend(head.mm.rotations_needed());
+        level -= 1;
+        let output_layout = RowMajor {
+            rows: 1,
+            ..head.output_layout()
+        };
+
+        let s = slots as i64;
+        let mut rotations: Vec<i64> = rotations
+            .into_iter()
+            .map(|r| r.rem_euclid(s))
+            .filter(|&r| r != 0)
+            .collect();
+        rotations.sort_unstable();
+        rotations.dedup();
+        Ok(Self {
+            params: params.clone(),
+            image: (channels, image_size, patch),
+            input_layout,
+            output_layout,
+            start_level,
+            levels: start_level - level,
+            embed,
+            blocks,
+            head,
+            rotations,
+        })
+    }
+
+    /// The layout of the encrypted patch matrix [`EncryptedVit::forward`] expects.
+    pub fn input_layout(&self) -> RowMajor {
+        self.input_layout
+    }
+
+    /// The layout of the encrypted logits: one row of `classes` values, i.e. logit `j` in slot `j` of
+    /// the single ciphertext.
+    pub fn output_layout(&self) -> RowMajor {
+        self.output_layout
+    }
+
+    /// The level inputs must be encrypted at.
+    pub fn start_level(&self) -> usize {
+        self.start_level
+    }
+
+    /// Levels the forward consumes: the logits come out at `start_level() - levels_needed()`.
+    pub fn levels_needed(&self) -> usize {
+        self.levels
+    }
+
+    /// The rotations (normalised to `1..slots`) whose Galois keys the forward uses: exactly this set.
+    pub fn rotations_needed(&self) -> Vec<i64> {
+        self.rotations.clone()
+    }
+
+    /// The patch rows of one `[channels, s, s]` image (row-major), as
+    /// [`ReferenceModel::patchify`]: patches row-major over the grid, within a patch channel-major then
+    /// row-major.
+    ///
+    /// # Errors
+    /// [`EncryptedError::Shape`] for an image of another size.
+    pub fn patchify(&self, image: &[f64]) -> Result<Vec<Vec<f64>>> {
+        let (c, s, p) = self.image;
+        if p == 0 || !s.is_multiple_of(p) {
+            return Err(EncryptedError::Shape(format!(
+                "patch {p} does not divide the image side {s}"
+            )));
+        }
+        if image.len() != c * s * s {
+            return Err(EncryptedError::Shape(format!(
+                "image of {} values, expected {c} x {s} x {s}",
+                image.len()
+            )));
+        }
+        let g = s / p;
+        let mut rows = Vec::with_capacity(g * g);
+        for gy in 0..g {
+            for gx in 0..g {
+                let mut row = Vec::with_capacity(c * p * p);
+                for ch in 0..c {
+                    for py in 0..p {
+                        let start = ch * s * s + (gy * p + py) * s + gx * p;
+                        row.extend_from_slice(&image[start..start + p]);
+                    }
+                }
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Client side: patchifies one normalised `[channels, s, s]` image and encrypts the patch matrix at
+    /// the start level and the default scale.
+    ///
+    /// # Errors
+    /// [`EncryptedError::Shape`] for an image of another size; encoding and encryption errors.
+    pub fn encrypt_image(
+        &self,
+        encoder: &CkksEncoder,
+        encryptor: &CkksEncryptor,
+        image: &[f64],
+        rng: &mut impl CryptoRng,
+    ) -> Result<EncryptedMatrix> {
+        let patches = self.patchify(image)?;
+        Ok(EncryptedMatrix::encrypt(
+            &self.params,
+            encoder,
+            encryptor,
+            self.input_layout,
+            &patches,
+            self.start_level,
+            rng,
+        )?)
+    }
+
+    /// Client side: the class logits held by the output of [`EncryptedVit::forward`].
+    ///
+    /// # Errors
+    /// [`EncryptedError::Input`] for a matrix of another layout; decryption and decoding errors.
+    pub fn decrypt_logits(
+        &self,
+        encoder: &CkksEncoder,
+        sk: &SecretKey,
+        logits: &EncryptedMatrix,
+    ) -> Result<Vec<f64>> {
+        if logits.layout != self.output_layout {
+            return Err(EncryptedError::Input(format!(
+                "logits in layout {:?}, expected {:?}",
+                logits.layout, self.output_layout
+            )));
+        }
+        let decoded = logits
+            .tiles
+            .iter()
+            .map(|ct| encoder.decode(&decrypt_ckks(sk, ct)?))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut rows = self.output_layout.unpack(&decoded)?;
+        rows.pop()
+            .ok_or_else(|| EncryptedError::Shape("no logits row".into()))
+    }
+
+    /// Server side: the encrypted logits of an encrypted patch matrix (in [`EncryptedVit::input_layout`],
+    /// at [`EncryptedVit::start_level`] and the default scale). The result, in
+    /// [`EncryptedVit::output_layout`], holds logit `j` in slot `j` and is
+    /// [`EncryptedVit::levels_needed`] levels below the input.
+    ///
+    /// # Errors
+    /// [`EncryptedError::Input`] for an input of another layout, level or scale; evaluation errors
+    /// (a missing Galois or relinearization key among them).
+    pub fn forward(&self, eval: &Evaluator, input: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+        if input.layout != self.input_layout || input.tiles.len() != 1 {
+            return Err(EncryptedError::Input(format!(
+                "layout {:?} in {} ciphertexts, expected {:?} in one",
+                input.layout,
+                input.tiles.len(),
+                self.input_layout
+            )));
+        }
+        for ct in &input.tiles {
+            let rel = (ct.scale() / self.params.default_scale() - 1.0).abs();
+            if ct.level() != self.start_level || rel.is_nan() || rel > INPUT_SCALE_TOLERANCE {
+                return Err(EncryptedError::Input(format!(
+                    "ciphertext at level {} and scale 2^{:.3}, expected level {} and the default scale",
+                    ct.level(),
+                    ct.scale().log2(),
+                    self.start_level
+                )));
+            }
+        }
+        let mut x = self.embed.apply(eval, input)?;
+        for blk in &self.blocks {
+            x = self.block(eval, blk, &x)?;
+        }
+        let pooled = pool(eval, &x)?;
+        let mut out = self.head.apply(eval, &pooled)?;
+        out.layout = self.output_layout;
+        Ok(out)
+    }
+
+    fn block(&self, eval: &Evaluator, blk: &Block, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+        let (q, k, v) = (
+            blk.q.apply(eval, x)?,
+            blk.k.apply(eval, x)?,
+            blk.v.apply(eval, x)?,
+        );
+        let scores = blk.attention.scores(eval, &q, &k)?;
+        let mut arith = CkksArith::new(&self.params, eval);
+        let weights = scores
+            .iter()
+            .zip(&blk.sigma_masks)
+            .map(|(s, mask)| {
+                let u = if blk.sigma_shift != 0.0 {
+                    eval.add_const(s, blk.sigma_shift)?
+                } else {
+                    s.clone()
+                };
+                let a = blk.sigma.evaluate(&mut arith, &u)?;
+                Ok(eval.rescale(&eval.mul_plain(&a, mask)?)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let o = blk.attention.apply_to_values(eval, &weights, &v)?;
+        let x = residual(eval, x, &blk.proj.apply(eval, &o)?)?;
+        let h = blk.fc1.apply(eval, &x)?;
+        let h = EncryptedMatrix {
+            layout: h.layout,
+            tiles: h
+                .tiles
+                .iter()
+                .map(|t| blk.act.evaluate(&mut arith, t))
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        };
+        residual(eval, &x, &blk.fc2.apply(eval, &h)?)
+    }
+}
+
+fn check_supported(model: &ReferenceModel) -> Result<()> {
+    let cfg = &model.config;
+    if !matches!(cfg.attention, AttentionKind::Pointwise { .. }) {
+        return Err(EncryptedError::Unsupported(
+            "only pointwise attention sigma(s) is implemented".into(),
+        ));
+    }
+    match &model.embedding {
+        Embedding::Patches {
+            class_token: None, ..
+        } => {}
+        Embedding::Patches { .. } => {
+            return Err(EncryptedError::Unsupported(
+                "class tokens are not implemented".into(),
+            ))
+        }
+        Embedding::Tokens { .. } => {
+            return Err(EncryptedError::Unsupported(
+                "language models are not implemented".into(),
+            ))
+        }
+    }
+    if model.norm.is_some()
+        || model
+            .blocks
+            .iter()
+            .any(|b| b.norm1.is_some() || b.norm2.is_some())
+    {
+        return Err(EncryptedError::Unsupported(
+            "LayerNorm is not implemented (BatchNorm models only)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `q_level` as f64.
+fn prime(params: &Parameters, level: usize) -> Result<f64> {
+    params
+        .q()
+        .get(level)
+        .map(|&q| q as f64)
+        .ok_or(EncryptedError::Ckks(ckks::Error::LevelOutOfRange {
+            level,
+            max: params.max_level(),
+        }))
+}
+
+/// Rotations of the mean pooling over `rows` rows of stride `stride`.
+fn pool_rotations(rows: usize, stride: usize) -> Vec<i64> {
+    if rows.is_power_of_two() {
+        let mut r = Vec::new();
+        let mut c = 1;
+        while c < rows {
+            r.push((c * stride) as i64);
+            c *= 2;
+        }
+        r
+    } else {
+        (1..rows).map(|t| (t * stride) as i64).collect()
+    }
+}
+
+/// Row 0 of the result holds the sum of the token rows (the other rows hold partial sums, ignored).
+fn pool(eval: &Evaluator, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+    let (rows, stride) = (x.layout.rows, x.layout.stride);
+    let tiles = x
+        .tiles
+        .iter()
+        .map(|ct| -> Result<Ciphertext> {
+            if rows.is_power_of_two() {
+                Ok(eval.inner_sum(ct, stride as i64, rows)?)
+            } else {
+                let rotated = eval.rotate_hoisted(ct, &pool_rotations(rows, stride))?;
+                rotated
+                    .iter()
+                    .try_fold(ct.clone(), |acc, r| eval.add(&acc, r))
+                    .map_err(EncryptedError::from)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(EncryptedMatrix {
+        layout: x.layout,
+        tiles,
+    })
+}
+
+/// `x + y`, `x` dropped to `y`'s level.
+fn residual(eval: &Evaluator, x: &EncryptedMatrix, y: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+    if x.layout != y.layout || x.tiles.len() != y.tiles.len() {
+        return Err(EncryptedError::Shape(format!(
+            "residual of layouts {:?} and {:?}",
+            x.layout, y.layout
+        )));
+    }
+    let tiles = x
+        .tiles
+        .iter()
+        .zip(&y.tiles)
+        .map(|(a, b)| Ok(eval.add(&eval.drop_to_level(a, b.level())?, b)?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(EncryptedMatrix {
+        layout: y.layout,
+        tiles,
+    })
+}

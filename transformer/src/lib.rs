@@ -7,10 +7,13 @@
 //!   recording and penalties, polynomial fitting, training, checkpoints).
 //! - [`pipeline`]: the paper's staged conversion (original, HE-friendly, range minimisation,
 //!   polynomial, optional polynomial fine-tune) for one model.
-//! - [`reference`]: the f64 plaintext forward from exported weights and polynomials, with every
+//! - [`reference`](mod@reference): the f64 plaintext forward from exported weights and polynomials, with every
 //!   BatchNorm folded into linear maps: what the encrypted inference must reproduce.
 //!
-//! Encrypted inference of these models is an open issue.
+//! - [`encrypted`]: the encrypted forward of the BatchNorm poly-ViT on CKKS ciphertexts (every weight
+//!   pre-encoded at its level, site polynomials with their input maps folded into the linear layers),
+//!   checked against [`reference`](mod@reference); planning, bootstrapping, the client/server split and
+//!   the language model are still to come.
 
 pub mod data;
 pub mod encrypted;

@@ -1,0 +1,377 @@
+//! The first end-to-end encrypted forward of the polynomial ViT: the tiny BatchNorm ViT
+//! (`ModelConfig::vit_tiny`, GELU attention and MLP fitted at degree 15) on CKKS ciphertexts, against the
+//! f64 reference with the same polynomials.
+//!
+//! **INSECURE toy parameters**: N = 2^10 with about 870 bits of modulus (`Parameters::toy`, flagged
+//! `InsecureForTests`); they exercise the arithmetic, not the security.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test fixtures fail loudly"
+)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use burn::backend::ndarray::NdArrayDevice;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::Backend;
+use ckks::params::Parameters;
+use ckks::ring::poly::galois_element_for_rotation;
+use ckks::rlwe::{Encryptor, KeyGenerator, SecretKey};
+use ckks::scheme::evaluator::{CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use transformer::encrypted::{EncryptedError, EncryptedVit};
+use transformer::model::checkpoint::export_f64;
+use transformer::model::train::image_batch_data;
+use transformer::model::{
+    record_ranges, train, Activation, AttentionKind, CpuTrain, FitConfig, LengthScaling, ModelConfig,
+    PolySet, ScalePlacement, TaskConfig, TaskData, TrainConfig, Transformer,
+};
+use transformer::pipeline::synthetic;
+use transformer::reference::ReferenceModel;
+
+/// Ring degree of the toy parameters (512 slots: 4 tokens of stride 32 use 128).
+const LOG_N: u32 = 10;
+
+/// The trained tiny ViT with fitted polynomials, and the first normalised training images.
+struct Fixture {
+    model: ReferenceModel,
+    images: Vec<Vec<f64>>,
+}
+
+/// `cfg` (trained for `steps` batches of 32 at a high rate, so the BatchNorm statistics move; left at
+/// its initialisation for 0), its polynomials fitted at degree 15 on recorded ranges, and the first
+/// three normalised training images.
+fn build(cfg: &ModelConfig, steps: usize) -> Fixture {
+    let (data, _) = synthetic(cfg);
+    let device = NdArrayDevice::default();
+    <CpuTrain as Backend>::seed(&device, 1);
+    let mut model = Transformer::<CpuTrain>::new(cfg, &device);
+    if steps > 0 {
+        let TaskData::Images {
+            train: set,
+            test,
+            mean,
+            std,
+        } = &data
+        else {
+            panic!("not images");
+        };
+        // The first `32 * steps` training images make one epoch of `steps` steps.
+        let n = (32 * steps).min(set.len());
+        let sub = transformer::data::ImageSet::new(
+            "synthetic",
+            (set.channels(), set.height(), set.width()),
+            set.num_classes(),
+            set.pixels()[..n * set.channels() * set.height() * set.width()].to_vec(),
+            set.labels()[..n].to_vec(),
+        )
+        .unwrap();
+        let short = TaskData::Images {
+            train: sub,
+            test: test.clone(),
+            mean: *mean,
+            std: *std,
+        };
+        let tc = TrainConfig {
+            epochs: 1,
+            batch: 32,
+            lr: 1e-2,
+            weight_decay: 0.0,
+            warmup: 0.0,
+            clip: 1.0,
+            seed: 1,
+            log_every: 0,
+            range: None,
+        };
+        let (trained, history) = train(model, &short, &tc, None, None, Some(8), "encrypted-test").unwrap();
+        assert!(!history.diverged, "training diverged");
+        model = trained;
+    }
+    let model = model.valid();
+    let record = record_ranges(&model, &data, 32, 128);
+    let polys = PolySet::fit(
+        &record,
+        &FitConfig {
+            gelu_degree: 15,
+            ..FitConfig::default()
+        },
+    )
+    .unwrap();
+    let weights = export_f64(&model).unwrap();
+    let reference = ReferenceModel::new(cfg, &weights, Some(&polys)).unwrap();
+    let TaskData::Images { train, mean, std, .. } = &data else {
+        panic!("not images");
+    };
+    let n = 3;
+    let px: Vec<f32> = image_batch_data(train, &(0..n).collect::<Vec<_>>(), *mean, *std)
+        .to_vec()
+        .unwrap();
+    let size = px.len() / n;
+    let images = px
+        .chunks_exact(size)
+        .map(|c| c.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    Fixture {
+        model: reference,
+        images,
+    }
+}
+
+/// The tiny ViT trained for 16 steps.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| build(&ModelConfig::vit_tiny(), 16))
+}
+
+/// Keys, encoder and encryptor for `params`, with Galois keys for exactly `rotations`.
+struct Client {
+    sk: SecretKey,
+    encoder: CkksEncoder,
+    encryptor: CkksEncryptor,
+    keys: EvaluationKeys,
+}
+
+fn client(params: &Arc<Parameters>, rotations: &[i64], rng: &mut ChaCha20Rng) -> Client {
+    let kg = KeyGenerator::new(params);
+    let sk = kg.gen_secret_key(rng).unwrap();
+    let pk = kg.gen_public_key(&sk, rng).unwrap();
+    let mut keys = EvaluationKeys {
+        relin: Some(kg.gen_relin_key(&sk, rng).unwrap()),
+        ..Default::default()
+    };
+    for &k in rotations {
+        let g = galois_element_for_rotation(k, params.n());
+        keys.galois.insert(g, kg.gen_galois_key(&sk, g, rng).unwrap());
+    }
+    Client {
+        sk,
+        encoder: CkksEncoder::new(params).unwrap(),
+        encryptor: CkksEncryptor(Encryptor::Public(pk)),
+        keys,
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap()
+}
+
+/// Error bound on the logits, relative to max(1, max |logit|), derived from the scale.
+///
+/// A rescale adds rounding noise of standard deviation sqrt(N (1 + |s|^2) / 12) / Delta, about 2^-32
+/// per slot with N = 2^10, a uniform ternary secret (|s|^2 ~ 2N/3) and Delta = 2^40, so about 2^-30
+/// at most over the slots; fresh public-key noise and key switching (divided by P = 2^100) are of the
+/// same order or smaller. The circuit chains 16 rescales per block plus 2 and a few dozen additions
+/// and rotations, and the layers (row sums of |W| of a few, degree-15 polynomials on [-1, 1] with
+/// sums of |coefficients| of a few) amplify what comes in by a small factor each: 2^10 is a generous
+/// allowance for both at one or two blocks, so the bound is 2^-30 * 2^10 = 2^-20 (about 1e-6).
+/// Measured: about 2^-29 (printed). A wrong mask, scale or polynomial shows up at 1e-3 or more.
+const BOUND: f64 = 9.5367431640625e-7; // 2^-20
+
+/// Runs the encrypted forward of `model` on `images` at toy parameters with exactly the levels it
+/// needs, checks levels, scale, argmax and the error bound; returns the worst relative error.
+fn run_and_compare(label: &str, model: &ReferenceModel, images: &[Vec<f64>], seed: u64) -> f64 {
+    let levels = EncryptedVit::levels_required(model).unwrap();
+    let params = Parameters::toy(LOG_N, levels).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let encoder = CkksEncoder::new(&params).unwrap();
+    let t = Instant::now();
+    let vit = EncryptedVit::new(model, &params, &encoder, params.max_level()).unwrap();
+    let prep = t.elapsed().as_secs_f64();
+    assert_eq!(vit.levels_needed(), levels);
+    let rotations = vit.rotations_needed();
+    let t = Instant::now();
+    let c = client(&params, &rotations, &mut rng);
+    let keygen = t.elapsed().as_secs_f64();
+    // The server holds the relinearization key and the Galois keys of exactly `rotations_needed`.
+    let eval = Evaluator::new(&params, Arc::new(c.keys));
+    eprintln!(
+        "{label}: INSECURE toy parameters N = 2^{LOG_N}, {levels} levels of 40 bits, scale 2^40; \
+         prepare {prep:.2} s, {} Galois keys + relin in {keygen:.2} s",
+        rotations.len()
+    );
+    let mut worst: f64 = 0.0;
+    for (i, image) in images.iter().enumerate() {
+        // The client's patches are the reference's.
+        assert_eq!(vit.patchify(image).unwrap(), model.patchify(image).unwrap());
+        let expected = model.forward_image(image).unwrap();
+        let input = vit
+            .encrypt_image(&c.encoder, &c.encryptor, image, &mut rng)
+            .unwrap();
+        let t = Instant::now();
+        let out = vit.forward(&eval, &input).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        // (4) Levels: exactly what `levels_needed` says (here the whole chain, down to level 0).
+        assert_eq!(input.tiles[0].level() - out.tiles[0].level(), vit.levels_needed());
+        assert_eq!(out.tiles[0].level(), 0);
+        assert!((out.tiles[0].scale() / params.default_scale() - 1.0).abs() < 1e-9);
+        let got = vit.decrypt_logits(&c.encoder, &c.sk, &out).unwrap();
+        assert_eq!(got.len(), expected.len());
+        let err = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let max = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        eprintln!(
+            "{label} image {i}: forward {secs:.2} s, max |logit| {max:.3}, max error {err:.3e} \
+             (2^{:.1}), argmax {} / {}",
+            err.log2(),
+            argmax(&got),
+            argmax(&expected)
+        );
+        worst = worst.max(err / max.max(1.0));
+        // (2) The predicted class agrees.
+        assert_eq!(
+            argmax(&got),
+            argmax(&expected),
+            "{label} image {i}: {got:?} vs {expected:?}"
+        );
+    }
+    // (1) The error bound.
+    eprintln!("{label}: worst relative error {worst:.3e} (bound {BOUND:.1e})");
+    assert!(
+        worst < BOUND,
+        "{label}: relative error {worst:.3e} over {BOUND:.1e}"
+    );
+    worst
+}
+
+#[test]
+fn encrypted_logits_match_the_reference() {
+    let f = fixture();
+    run_and_compare("vit_tiny", &f.model, &f.images, 11);
+}
+
+#[test]
+fn every_length_scaling_placement_matches() {
+    // The same weights and polynomials with the other placements and scalings of 1 / S(L) (folded
+    // into the score scale before sigma, into the mask after it).
+    let f = fixture();
+    for (scaling, placement) in [
+        (LengthScaling::Sqrt, ScalePlacement::Before),
+        (LengthScaling::Linear, ScalePlacement::Both),
+    ] {
+        let mut m = f.model.clone();
+        m.config.attention = AttentionKind::Pointwise {
+            act: Activation::Gelu,
+            scaling,
+            placement,
+        };
+        run_and_compare(&format!("{scaling:?}/{placement:?}"), &m, &f.images[..1], 14);
+    }
+}
+
+#[test]
+fn nine_tokens_two_blocks_match() {
+    // 12x12 images of 4x4 patches: 9 tokens (the pooling sums them with hoisted rotations, not a
+    // power-of-two inner sum), 17 score diagonals, and two blocks (34 levels).
+    let cfg = ModelConfig {
+        task: TaskConfig::Vision {
+            image_size: 12,
+            channels: 1,
+            patch: 4,
+            num_classes: 10,
+            class_token: false,
+        },
+        depth: 2,
+        ..ModelConfig::vit_tiny()
+    };
+    let f = build(&cfg, 4);
+    run_and_compare("9 tokens, 2 blocks", &f.model, &f.images[..1], 15);
+}
+
+#[test]
+fn galois_keys_are_exactly_the_rotations_needed() {
+    let f = fixture();
+    let levels = EncryptedVit::levels_required(&f.model).unwrap();
+    let params = Parameters::toy(LOG_N, levels).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let encoder = CkksEncoder::new(&params).unwrap();
+    let vit = EncryptedVit::new(&f.model, &params, &encoder, params.max_level()).unwrap();
+    let rotations = vit.rotations_needed();
+    let set: BTreeSet<i64> = rotations.iter().copied().collect();
+    assert_eq!(set.len(), rotations.len(), "duplicates");
+    assert!(rotations
+        .iter()
+        .all(|&r| r > 0 && (r as usize) < params.max_slots()));
+    let c = client(&params, &rotations, &mut rng);
+    let input = vit
+        .encrypt_image(&c.encoder, &c.encryptor, &f.images[0], &mut rng)
+        .unwrap();
+    let keys = Arc::new(c.keys);
+    // With every key the forward runs (so no rotation outside the set is performed) ...
+    let full = Evaluator::new(&params, keys.clone());
+    assert!(vit.forward(&full, &input).is_ok());
+    // ... and without any one of them it fails on that key (so every rotation of the set is used).
+    for &r in &rotations {
+        let g = galois_element_for_rotation(r, params.n());
+        let fewer = EvaluationKeys {
+            relin: keys.relin.clone(),
+            galois: keys
+                .galois
+                .iter()
+                .filter(|(&h, _)| h != g)
+                .map(|(&h, k)| (h, k.clone()))
+                .collect(),
+        };
+        let eval = Evaluator::new(&params, Arc::new(fewer));
+        match vit.forward(&eval, &input) {
+            Err(EncryptedError::Ckks(ckks::Error::MissingGaloisKey { galois_element })) => {
+                assert_eq!(galois_element, g, "rotation {r}")
+            }
+            other => panic!(
+                "rotation {r}: expected a missing key, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+}
+
+#[test]
+fn inputs_and_models_it_cannot_handle_are_typed_errors() {
+    let f = fixture();
+    let levels = EncryptedVit::levels_required(&f.model).unwrap();
+    let params = Parameters::toy(LOG_N, levels).unwrap();
+    let encoder = CkksEncoder::new(&params).unwrap();
+    // Too few levels.
+    assert!(matches!(
+        EncryptedVit::new(&f.model, &params, &encoder, levels - 1),
+        Err(EncryptedError::Levels { .. })
+    ));
+    // No polynomials: the exact GELU cannot run on ciphertexts.
+    let mut exact = f.model.clone();
+    exact.polys = None;
+    assert!(matches!(
+        EncryptedVit::levels_required(&exact),
+        Err(EncryptedError::Unsupported(_))
+    ));
+    // A wrong image size.
+    let vit = EncryptedVit::new(&f.model, &params, &encoder, params.max_level()).unwrap();
+    assert!(matches!(vit.patchify(&[0.0; 7]), Err(EncryptedError::Shape(_))));
+    // An input at another level.
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let c = client(&params, &[], &mut rng);
+    let patches = vit.patchify(&f.images[0]).unwrap();
+    let low = ckks::circuits::matmul::EncryptedMatrix::encrypt(
+        &params,
+        &c.encoder,
+        &c.encryptor,
+        vit.input_layout(),
+        &patches,
+        params.max_level() - 1,
+        &mut rng,
+    )
+    .unwrap();
+    let eval = Evaluator::new(&params, Arc::new(c.keys));
+    assert!(matches!(vit.forward(&eval, &low), Err(EncryptedError::Input(_))));
+}
