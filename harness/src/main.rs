@@ -2,7 +2,7 @@
 //!
 //! - `demo`: the ring layer and an encrypted computation at N = 2^16 (built-in defaults);
 //! - `list`: the experiments and their presets;
-//! - `run <experiment> [--preset tiny|cpu] [--seed N] [--out results]`: runs an experiment and
+//! - `run <experiment> [--preset tiny|cpu] [--seed N] [--seeds K] [--out results]`: runs an experiment and
 //!   writes its CSV, headed by `#` provenance lines;
 //! - `plot <experiment> [--out results]`: draws its SVG figures from that CSV (never recomputes);
 //! - `report [--out results]`: regenerates `results/README.md`, every CSV and figure with the
@@ -59,6 +59,9 @@ enum Command {
         /// Seed for experiments that sample (always recorded).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Seeds `seed, seed + 1, ...` of the training experiments (default: the preset's, 3 at cpu).
+        #[arg(long)]
+        seeds: Option<usize>,
         /// Output directory.
         #[arg(long, default_value = "results")]
         out: PathBuf,
@@ -97,6 +100,7 @@ fn main() -> Result<()> {
             experiment,
             preset,
             seed,
+            seeds,
             out,
         } => {
             let exp = experiments::find(&experiment)?;
@@ -107,7 +111,12 @@ fn main() -> Result<()> {
                 preset.name()
             );
             let start = std::time::Instant::now();
-            let csv = (exp.run)(&RunArgs { preset, seed, out })?;
+            let csv = (exp.run)(&RunArgs {
+                preset,
+                seed,
+                seeds,
+                out,
+            })?;
             println!(
                 "{}: wrote {} ({} rows) in {:.1} s",
                 exp.name,
@@ -182,11 +191,13 @@ mod tests {
                 experiment,
                 preset,
                 seed,
+                seeds,
                 out,
             } => {
                 assert_eq!(experiment, "approx-error");
                 assert_eq!(preset, Preset::Tiny);
                 assert_eq!(seed, 3);
+                assert_eq!(seeds, None);
                 assert_eq!(out, PathBuf::from("results"));
             }
             other => panic!("parsed as {other:?}"),

@@ -96,6 +96,51 @@ impl LineChart {
         Ok(svg)
     }
 
+    /// The corner whose 40% x 40% region holds the fewest points (ties: lower left), so the legend
+    /// hides as little data as possible.
+    fn legend_corner(&self) -> SeriesLabelPosition {
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .collect();
+        let xs = pts.iter().map(|p| {
+            if self.x_log {
+                p.0.max(f64::MIN_POSITIVE).ln()
+            } else {
+                p.0
+            }
+        });
+        let (x0, x1) = bounds(xs);
+        let (y0, y1) = bounds(pts.iter().map(|p| p.1));
+        let fx = |x: f64| {
+            let x = if self.x_log {
+                x.max(f64::MIN_POSITIVE).ln()
+            } else {
+                x
+            };
+            (x - x0) / (x1 - x0).max(1e-300)
+        };
+        let fy = |y: f64| (y - y0) / (y1 - y0).max(1e-300);
+        let count = |left: bool, low: bool| {
+            pts.iter()
+                .filter(|p| {
+                    let (u, v) = (fx(p.0), fy(p.1));
+                    (if left { u <= 0.4 } else { u >= 0.6 }) && (if low { v <= 0.4 } else { v >= 0.6 })
+                })
+                .count()
+        };
+        [
+            (SeriesLabelPosition::LowerLeft, count(true, true)),
+            (SeriesLabelPosition::LowerRight, count(false, true)),
+            (SeriesLabelPosition::UpperRight, count(false, false)),
+            (SeriesLabelPosition::UpperLeft, count(true, false)),
+        ]
+        .into_iter()
+        .min_by_key(|c| c.1)
+        .map_or(SeriesLabelPosition::LowerLeft, |c| c.0)
+    }
+
     fn draw<X>(&self, svg: &mut String, x_range: X, y_range: std::ops::Range<f64>) -> Result<()>
     where
         X: AsRangedCoord<Value = f64>,
@@ -145,7 +190,7 @@ impl LineChart {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(self.legend_corner())
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))

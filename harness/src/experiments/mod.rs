@@ -7,6 +7,7 @@
 pub mod ablation;
 pub mod approx_error;
 pub mod bootstrap;
+pub mod encrypted_vit;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,8 @@ pub struct RunArgs {
     pub preset: Preset,
     /// Seed for experiments that sample (recorded in the provenance either way).
     pub seed: u64,
+    /// Number of seeds (`seed`, `seed + 1`, ...) for the training experiments, overriding the preset's.
+    pub seeds: Option<usize>,
     /// Output directory.
     pub out: PathBuf,
 }
@@ -210,6 +213,22 @@ Experiment {
     run: run_depth,
     plot: plot_depth,
     summary: ablation::summary,
+},
+Experiment {
+    name: "encrypted-vit",
+    description: "Encrypted poly-ViT inference (CKKS, no bootstrapping) vs the f64 reference: class, logit error, precision, time, keys",
+    presets: &[
+        (Preset::Tiny, "tiny ViT trained on synthetic images, 2 images, toy N = 2^10, insecure (seconds)"),
+        (
+            Preset::Cpu,
+            "the train-vit cpu checkpoint on 4 Fashion-MNIST test images, N = 2^16, 128-bit (about 14 GB, minutes per image)",
+        ),
+    ],
+    csv: encrypted_vit::CSV,
+    plots: &[],
+    run: run_encrypted_vit,
+    plot: encrypted_vit::plot,
+    summary: encrypted_vit::summary,
 }];
 
 /// Where training runs keep their checkpoints: `runs/` in the working directory (kept between
@@ -240,19 +259,28 @@ fn run_bootstrap(args: &RunArgs) -> Result<PathBuf> {
 }
 
 fn run_train_vit(args: &RunArgs) -> Result<PathBuf> {
-    let config = train::Config::preset(train::Which::Vit, args.preset, args.seed);
+    let mut config = train::Config::preset(train::Which::Vit, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
     run_and_write(args, train::CSV_VIT, &config, |c| {
         train::run(train::Which::Vit, c)
     })
 }
 
 fn run_train_lm(args: &RunArgs) -> Result<PathBuf> {
-    let config = train::Config::preset(train::Which::Lm, args.preset, args.seed);
+    let mut config = train::Config::preset(train::Which::Lm, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
     run_and_write(args, train::CSV_LM, &config, |c| train::run(train::Which::Lm, c))
 }
 
 fn run_ablation_attention(args: &RunArgs) -> Result<PathBuf> {
-    let config = ablation::Config::preset(ablation::Study::Attention, args.preset, args.seed);
+    let mut config = ablation::Config::preset(ablation::Study::Attention, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
     run_and_write(args, ablation::Study::Attention.csv(), &config, ablation::run)
 }
 
@@ -261,7 +289,10 @@ fn plot_ablation_attention(csv: &Path, out: &Path, provenance: &[String]) -> Res
 }
 
 fn run_ablation_norm(args: &RunArgs) -> Result<PathBuf> {
-    let config = ablation::Config::preset(ablation::Study::Norm, args.preset, args.seed);
+    let mut config = ablation::Config::preset(ablation::Study::Norm, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
     run_and_write(args, ablation::Study::Norm.csv(), &config, ablation::run)
 }
 
@@ -270,7 +301,10 @@ fn plot_ablation_norm(csv: &Path, out: &Path, provenance: &[String]) -> Result<V
 }
 
 fn run_ablation_range(args: &RunArgs) -> Result<PathBuf> {
-    let config = ablation::Config::preset(ablation::Study::Range, args.preset, args.seed);
+    let mut config = ablation::Config::preset(ablation::Study::Range, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
     run_and_write(args, ablation::Study::Range.csv(), &config, ablation::run)
 }
 
@@ -279,7 +313,10 @@ fn plot_ablation_range(csv: &Path, out: &Path, provenance: &[String]) -> Result<
 }
 
 fn run_stability(args: &RunArgs) -> Result<PathBuf> {
-    let config = ablation::Config::preset(ablation::Study::Stability, args.preset, args.seed);
+    let mut config = ablation::Config::preset(ablation::Study::Stability, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
     run_and_write(args, ablation::Study::Stability.csv(), &config, ablation::run)
 }
 
@@ -288,7 +325,10 @@ fn plot_stability(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<P
 }
 
 fn run_degree(args: &RunArgs) -> Result<PathBuf> {
-    let config = ablation::Config::preset(ablation::Study::Degree, args.preset, args.seed);
+    let mut config = ablation::Config::preset(ablation::Study::Degree, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
     run_and_write(args, ablation::Study::Degree.csv(), &config, ablation::run)
 }
 
@@ -297,12 +337,20 @@ fn plot_degree(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<Path
 }
 
 fn run_depth(args: &RunArgs) -> Result<PathBuf> {
-    let config = ablation::Config::preset(ablation::Study::Depth, args.preset, args.seed);
+    let mut config = ablation::Config::preset(ablation::Study::Depth, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
     run_and_write(args, ablation::Study::Depth.csv(), &config, ablation::run)
 }
 
 fn plot_depth(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
     ablation::plot(ablation::Study::Depth, csv, out, provenance)
+}
+
+fn run_encrypted_vit(args: &RunArgs) -> Result<PathBuf> {
+    let config = encrypted_vit::Config::preset(args.preset, args.seed);
+    run_and_write(args, encrypted_vit::CSV, &config, encrypted_vit::run)
 }
 
 /// Collects the provenance, runs `run` on `config` and writes the CSV into `args.out`.
@@ -355,6 +403,7 @@ mod tests {
             let args = RunArgs {
                 preset: Preset::Tiny,
                 seed: 1,
+                seeds: None,
                 out: dir.clone(),
             };
             let csv = (exp.run)(&args).unwrap();
@@ -420,6 +469,7 @@ mod tests {
         let args = RunArgs {
             preset: Preset::Tiny,
             seed: 11,
+            seeds: None,
             out: dir.clone(),
         };
         let csv = (exp.run)(&args).unwrap();
