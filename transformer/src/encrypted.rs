@@ -91,9 +91,35 @@ pub type Result<T> = std::result::Result<T, EncryptedError>;
 /// A plaintext-weight product followed by the addition of a plaintext matrix (bias, positions).
 #[derive(Debug)]
 struct Affine {
-    mm: PlainWeightMatMul,
-    /// At the output level and the default scale.
-    bias: Plaintext,
+    input: RowMajor,
+    output: RowMajor,
+    level: usize,
+    rotations: Vec<i64>,
+    /// The encoded product and bias (at the output level and the default scale) under
+    /// [`WeightEncoding::Once`]; `None` under [`WeightEncoding::PerForward`], where `apply` encodes them.
+    encoded: Option<(PlainWeightMatMul, Plaintext)>,
+    /// `W` and the rows of `B`, kept under [`WeightEncoding::PerForward`] only (empty otherwise).
+    w: Vec<Vec<f64>>,
+    bias_rows: Vec<Vec<f64>>,
+}
+
+/// How [`EncryptedVit`] holds the weights of its linear layers (the plaintext diagonals of every
+/// weight product and the biases).
+///
+/// An encoded diagonal is a full ring element at the level where it is used, `(level + 1) N 8` bytes:
+/// for the two-block Fashion-MNIST ViT (about 2,000 diagonals, 38 levels) at N = 2^16 that is about
+/// 23 GiB, so large rings need [`WeightEncoding::PerForward`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightEncoding {
+    /// Every layer encoded once by the constructor and kept (fastest forward; memory grows as N times
+    /// the levels times the diagonals).
+    #[default]
+    Once,
+    /// The weights kept in f64; each layer is encoded when the forward reaches it and dropped after it
+    /// (one layer's plaintexts in memory at a time; the encoding is repeated by every forward). The
+    /// constructor encodes each layer once too, to check it and to list its rotations. The attention
+    /// and activation masks are still encoded once.
+    PerForward,
 }
 
 impl Affine {
@@ -106,7 +132,34 @@ impl Affine {
         w: &[Vec<f64>],
         bias_rows: &[Vec<f64>],
         level: usize,
+        weights: WeightEncoding,
     ) -> Result<Self> {
+        let (mm, bias) = Self::encode(params, encoder, input, w, bias_rows, level)?;
+        let (output, rotations) = (mm.output_layout(), mm.rotations_needed());
+        let (encoded, w, bias_rows) = match weights {
+            WeightEncoding::Once => (Some((mm, bias)), Vec::new(), Vec::new()),
+            WeightEncoding::PerForward => (None, w.to_vec(), bias_rows.to_vec()),
+        };
+        Ok(Self {
+            input,
+            output,
+            level,
+            rotations,
+            encoded,
+            w,
+            bias_rows,
+        })
+    }
+
+    /// The weight product and the bias, encoded.
+    fn encode(
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        input: RowMajor,
+        w: &[Vec<f64>],
+        bias_rows: &[Vec<f64>],
+        level: usize,
+    ) -> Result<(PlainWeightMatMul, Plaintext)> {
         let mm = PlainWeightMatMul::new(params, encoder, input, w, level)?;
         let slots = mm.output_layout().pack(bias_rows)?;
         let [v] = slots.as_slice() else {
@@ -120,17 +173,40 @@ impl Affine {
             available: 0,
         })?;
         let bias = encoder.encode(v, out_level, params.default_scale())?;
-        Ok(Self { mm, bias })
+        Ok((mm, bias))
     }
 
     fn output_layout(&self) -> RowMajor {
-        self.mm.output_layout()
+        self.output
     }
 
-    fn apply(&self, eval: &Evaluator, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
-        let mut y = self.mm.apply(eval, x)?;
+    fn rotations_needed(&self) -> Vec<i64> {
+        self.rotations.clone()
+    }
+
+    /// `X W + B`; under [`WeightEncoding::PerForward`] `W` and `B` are encoded with `encoder` first and
+    /// dropped after.
+    fn apply(
+        &self,
+        params: &Arc<Parameters>,
+        encoder: Option<&CkksEncoder>,
+        eval: &Evaluator,
+        x: &EncryptedMatrix,
+    ) -> Result<EncryptedMatrix> {
+        let fresh;
+        let (mm, bias) = match &self.encoded {
+            Some((mm, bias)) => (mm, bias),
+            None => {
+                let encoder = encoder.ok_or_else(|| {
+                    EncryptedError::Input("weights encoded per forward but no encoder".into())
+                })?;
+                fresh = Self::encode(params, encoder, self.input, &self.w, &self.bias_rows, self.level)?;
+                (&fresh.0, &fresh.1)
+            }
+        };
+        let mut y = mm.apply(eval, x)?;
         for t in y.tiles.iter_mut() {
-            *t = eval.add_plain(t, &self.bias)?;
+            *t = eval.add_plain(t, bias)?;
         }
         Ok(y)
     }
@@ -155,8 +231,9 @@ struct Block {
 }
 
 /// The polynomial ViT prepared for encrypted inference: every weight pre-encoded at the level where it
-/// is used. Build it with [`EncryptedVit::new`]; the server needs the relinearization key and the Galois
-/// keys of [`EncryptedVit::rotations_needed`].
+/// is used (or, with [`WeightEncoding::PerForward`], the linear layers encoded when they run). Build it
+/// with [`EncryptedVit::new`] or [`EncryptedVit::with_weight_encoding`]; the server needs the
+/// relinearization key and the Galois keys of [`EncryptedVit::rotations_needed`].
 #[derive(Debug)]
 pub struct EncryptedVit {
     params: Arc<Parameters>,
@@ -170,6 +247,9 @@ pub struct EncryptedVit {
     blocks: Vec<Block>,
     head: Affine,
     rotations: Vec<i64>,
+    weights: WeightEncoding,
+    /// The encoder of the weights under [`WeightEncoding::PerForward`].
+    encoder: Option<CkksEncoder>,
 }
 
 /// Rows of a [`Dense`] weight (`w[i][j]`: input `i` to output `j`), columns `cols` of the full matrix,
@@ -264,6 +344,21 @@ impl EncryptedVit {
         encoder: &CkksEncoder,
         start_level: usize,
     ) -> Result<Self> {
+        Self::with_weight_encoding(model, params, encoder, start_level, WeightEncoding::Once)
+    }
+
+    /// As [`EncryptedVit::new`], with the weights of the linear layers held as `weights` says
+    /// ([`WeightEncoding::PerForward`] for large rings: same results, bounded memory, slower forward).
+    ///
+    /// # Errors
+    /// As [`EncryptedVit::new`].
+    pub fn with_weight_encoding(
+        model: &ReferenceModel,
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        start_level: usize,
+        weights: WeightEncoding,
+    ) -> Result<Self> {
         let needed = Self::levels_required(model)?;
         if start_level > params.max_level() {
             return Err(EncryptedError::Ckks(ckks::Error::LevelOutOfRange {
@@ -317,8 +412,9 @@ impl EncryptedVit {
             &weight_rows(linear, 0..d, 1.0)?,
             &embed_bias,
             level,
+            weights,
         )?;
-        rotations.extend(embed.mm.rotations_needed());
+        rotations.extend(embed.rotations_needed());
         level -= 1;
         let x_layout = embed.output_layout();
 
@@ -352,11 +448,12 @@ impl EncryptedVit {
                         rows,
                     ),
                     start,
+                    weights,
                 )
             };
             let (q, k, v) = (qkv(0)?, qkv(1)?, qkv(2)?);
             for a in [&q, &k, &v] {
-                rotations.extend(a.mm.rotations_needed());
+                rotations.extend(a.rotations_needed());
             }
             level -= 1;
 
@@ -405,8 +502,9 @@ impl EncryptedVit {
                 &weight_rows(&blk.proj, 0..d, 1.0)?,
                 &bias_rows(&blk.proj.bias, 1.0, 0.0, rows, rows),
                 level,
+                weights,
             )?;
-            rotations.extend(proj.mm.rotations_needed());
+            rotations.extend(proj.rotations_needed());
             level -= 1;
 
             let (act, alpha_a, beta_a) = site_plan(model, &format!("blocks.{i}.mlp.act"))?;
@@ -417,8 +515,9 @@ impl EncryptedVit {
                 &weight_rows(&blk.fc1, 0..hidden, alpha_a)?,
                 &bias_rows(&blk.fc1.bias, alpha_a, beta_a, rows, rows),
                 level,
+                weights,
             )?;
-            rotations.extend(fc1.mm.rotations_needed());
+            rotations.extend(fc1.rotations_needed());
             level -= 1 + act.depth();
             let fc2 = Affine::new(
                 params,
@@ -427,8 +526,9 @@ impl EncryptedVit {
                 &weight_rows(&blk.fc2, 0..d, 1.0)?,
                 &bias_rows(&blk.fc2.bias, 1.0, 0.0, rows, rows),
                 level,
+                weights,
             )?;
-            rotations.extend(fc2.mm.rotations_needed());
+            rotations.extend(fc2.rotations_needed());
             level -= 1;
             blocks.push(Block {
                 q,
@@ -455,8 +555,9 @@ impl EncryptedVit {
             &weight_rows(&model.head, 0..num_classes, 1.0 / rows as f64)?,
             &head_bias,
             level,
+            weights,
         )?;
-        rotations.extend(head.mm.rotations_needed());
+        rotations.extend(head.rotations_needed());
         level -= 1;
         let output_layout = RowMajor {
             rows: 1,
@@ -482,6 +583,11 @@ impl EncryptedVit {
             blocks,
             head,
             rotations,
+            weights,
+            encoder: match weights {
+                WeightEncoding::Once => None,
+                WeightEncoding::PerForward => Some(CkksEncoder::new(params)?),
+            },
         })
     }
 
@@ -494,6 +600,11 @@ impl EncryptedVit {
     /// the single ciphertext.
     pub fn output_layout(&self) -> RowMajor {
         self.output_layout
+    }
+
+    /// How the weights of the linear layers are held.
+    pub fn weight_encoding(&self) -> WeightEncoding {
+        self.weights
     }
 
     /// The level inputs must be encrypted at.
@@ -625,40 +736,49 @@ impl EncryptedVit {
                 )));
             }
         }
-        let mut x = self.embed.apply(eval, input)?;
+        let mut x = self.affine(&self.embed, eval, input)?;
         for blk in &self.blocks {
             x = self.block(eval, blk, &x)?;
         }
         let pooled = pool(eval, &x)?;
-        let mut out = self.head.apply(eval, &pooled)?;
+        let mut out = self.affine(&self.head, eval, &pooled)?;
         out.layout = self.output_layout;
         Ok(out)
     }
 
+    /// One linear layer (encoded now under [`WeightEncoding::PerForward`]).
+    fn affine(&self, a: &Affine, eval: &Evaluator, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+        a.apply(&self.params, self.encoder.as_ref(), eval, x)
+    }
+
     fn block(&self, eval: &Evaluator, blk: &Block, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
         let (q, k, v) = (
-            blk.q.apply(eval, x)?,
-            blk.k.apply(eval, x)?,
-            blk.v.apply(eval, x)?,
+            self.affine(&blk.q, eval, x)?,
+            self.affine(&blk.k, eval, x)?,
+            self.affine(&blk.v, eval, x)?,
         );
+        // The attention's ciphertexts are dropped as soon as they are used (at N = 2^16 the score
+        // diagonals and the weights are about a gigabyte each, the Galois keys a dozen).
         let scores = blk.attention.scores(eval, &q, &k)?;
+        drop((q, k));
         let mut arith = CkksArith::new(&self.params, eval);
         let weights = scores
-            .iter()
+            .into_iter()
             .zip(&blk.sigma_masks)
             .map(|(s, mask)| {
                 let u = if blk.sigma_shift != 0.0 {
-                    eval.add_const(s, blk.sigma_shift)?
+                    eval.add_const(&s, blk.sigma_shift)?
                 } else {
-                    s.clone()
+                    s
                 };
                 let a = blk.sigma.evaluate(&mut arith, &u)?;
                 Ok(eval.rescale(&eval.mul_plain(&a, mask)?)?)
             })
             .collect::<Result<Vec<_>>>()?;
         let o = blk.attention.apply_to_values(eval, &weights, &v)?;
-        let x = residual(eval, x, &blk.proj.apply(eval, &o)?)?;
-        let h = blk.fc1.apply(eval, &x)?;
+        drop((weights, v));
+        let x = residual(eval, x, &self.affine(&blk.proj, eval, &o)?)?;
+        let h = self.affine(&blk.fc1, eval, &x)?;
         let h = EncryptedMatrix {
             layout: h.layout,
             tiles: h
@@ -667,7 +787,7 @@ impl EncryptedVit {
                 .map(|t| blk.act.evaluate(&mut arith, t))
                 .collect::<std::result::Result<Vec<_>, _>>()?,
         };
-        residual(eval, &x, &blk.fc2.apply(eval, &h)?)
+        residual(eval, &x, &self.affine(&blk.fc2, eval, &h)?)
     }
 }
 

@@ -25,7 +25,7 @@ use ckks::rlwe::{Encryptor, KeyGenerator, SecretKey};
 use ckks::scheme::evaluator::{CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use transformer::encrypted::{EncryptedError, EncryptedVit};
+use transformer::encrypted::{EncryptedError, EncryptedVit, WeightEncoding};
 use transformer::model::checkpoint::export_f64;
 use transformer::model::train::image_batch_data;
 use transformer::model::{
@@ -374,4 +374,40 @@ fn inputs_and_models_it_cannot_handle_are_typed_errors() {
     .unwrap();
     let eval = Evaluator::new(&params, Arc::new(c.keys));
     assert!(matches!(vit.forward(&eval, &low), Err(EncryptedError::Input(_))));
+}
+
+#[test]
+fn weights_encoded_per_forward_give_the_same_logits() {
+    // The same model, parameters, keys and encryption randomness: encoding the linear layers when the
+    // forward reaches them (bounded memory at large N) must give bit-identical ciphertexts.
+    let f = fixture();
+    let levels = EncryptedVit::levels_required(&f.model).unwrap();
+    let params = Parameters::toy(LOG_N, levels).unwrap();
+    let encoder = CkksEncoder::new(&params).unwrap();
+    let once = EncryptedVit::new(&f.model, &params, &encoder, params.max_level()).unwrap();
+    let lazy = EncryptedVit::with_weight_encoding(
+        &f.model,
+        &params,
+        &encoder,
+        params.max_level(),
+        WeightEncoding::PerForward,
+    )
+    .unwrap();
+    assert_eq!(lazy.weight_encoding(), WeightEncoding::PerForward);
+    assert_eq!(once.weight_encoding(), WeightEncoding::Once);
+    assert_eq!(lazy.rotations_needed(), once.rotations_needed());
+    assert_eq!(lazy.levels_needed(), once.levels_needed());
+    let mut rng = ChaCha20Rng::seed_from_u64(16);
+    let c = client(&params, &once.rotations_needed(), &mut rng);
+    let input = once
+        .encrypt_image(&c.encoder, &c.encryptor, &f.images[0], &mut rng)
+        .unwrap();
+    let eval = Evaluator::new(&params, Arc::new(c.keys));
+    let a = once.forward(&eval, &input).unwrap();
+    let b = lazy.forward(&eval, &input).unwrap();
+    assert_eq!(a.tiles[0].level(), b.tiles[0].level());
+    assert_eq!(
+        once.decrypt_logits(&c.encoder, &c.sk, &a).unwrap(),
+        lazy.decrypt_logits(&c.encoder, &c.sk, &b).unwrap()
+    );
 }

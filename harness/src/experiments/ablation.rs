@@ -727,7 +727,11 @@ pub fn summary(csv: &Path) -> Result<String> {
                 return "-".to_string();
             }
             let (m, sd) = mean_std(&v);
-            format!("{m:.2} ± {sd:.2}")
+            if m.abs() >= 1e5 {
+                format!("{m:.2e} ± {sd:.1e}")
+            } else {
+                format!("{m:.2} ± {sd:.2}")
+            }
         };
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} |\n",

@@ -90,8 +90,9 @@ impl Config {
                 ),
                 images: 4,
                 log_n: 16,
-                // 40-bit primes would need dnum = 10 (about 420 MiB per Galois key, 28 GiB for the
-                // 67 keys); 35-bit primes leave room in the bound for a P of 7 primes and dnum = 4.
+                // The 38 levels leave little of the bound to P: with 40-bit primes P is 3 x 46 bits,
+                // dnum = 13, 546 MiB per key and 37 GiB for the 69 Galois keys; with 35-bit primes P is
+                // 7 x 53 bits, dnum = 4, 184 MiB per key and 12.6 GiB (33 bits: dnum = 3, 9.6 GiB).
                 log_scale: 35,
                 secure: true,
                 max_key_gib: 14.0,
