@@ -313,3 +313,24 @@ fn tiny_pipeline_runs_every_stage() {
     assert!(meta.polys.is_some_and(|p| p.sites.len() == 2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn training_resumes_from_its_last_epoch() {
+    let cfg = ModelConfig::vit_tiny();
+    let (data, _) = synthetic(&cfg);
+    let dir = test_dir("resume");
+    CpuTrain::seed(&device(), 4);
+    let m = Transformer::<CpuTrain>::new(&cfg, &device());
+    let (m1, h1) = train(m, &data, &tcfg(1, 64), None, Some(&dir), Some(32), "r1").unwrap();
+    assert_eq!(h1.epochs.len(), 1);
+    // A second call asking for two epochs resumes after the first (model and optimiser state from disk)
+    // and trains only the second; starting from a fresh model proves the weights come from the file.
+    let fresh = Transformer::<CpuTrain>::new(&cfg, &device());
+    let (m2, h2) = train(fresh, &data, &tcfg(2, 64), None, Some(&dir), Some(32), "r2").unwrap();
+    assert_eq!(h2.epochs.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(h2.epochs[0].1, h1.epochs[0].1);
+    let w1 = export_f64(&m1.valid()).unwrap();
+    let w2 = export_f64(&m2.valid()).unwrap();
+    assert_ne!(w1["head.weight"], w2["head.weight"], "the second epoch trained");
+    let _ = std::fs::remove_dir_all(&dir);
+}
