@@ -630,32 +630,7 @@ impl EncryptedVit {
     /// [`EncryptedError::Shape`] for an image of another size.
     pub fn patchify(&self, image: &[f64]) -> Result<Vec<Vec<f64>>> {
         let (c, s, p) = self.image;
-        if p == 0 || !s.is_multiple_of(p) {
-            return Err(EncryptedError::Shape(format!(
-                "patch {p} does not divide the image side {s}"
-            )));
-        }
-        if image.len() != c * s * s {
-            return Err(EncryptedError::Shape(format!(
-                "image of {} values, expected {c} x {s} x {s}",
-                image.len()
-            )));
-        }
-        let g = s / p;
-        let mut rows = Vec::with_capacity(g * g);
-        for gy in 0..g {
-            for gx in 0..g {
-                let mut row = Vec::with_capacity(c * p * p);
-                for ch in 0..c {
-                    for py in 0..p {
-                        let start = ch * s * s + (gy * p + py) * s + gx * p;
-                        row.extend_from_slice(&image[start..start + p]);
-                    }
-                }
-                rows.push(row);
-            }
-        }
-        Ok(rows)
+        crate::reference::patchify_image(image, c, s, p).map_err(EncryptedError::Shape)
     }
 
     /// Client side: patchifies one normalised `[channels, s, s]` image and encrypts the patch matrix at

@@ -157,38 +157,30 @@ impl PipelineConfig {
 
     /// Tiny synthetic vision run for tests (seconds).
     pub fn vit_tiny() -> Self {
-        let mut c = Self::vit_fashion_cpu();
-        c.dataset = Dataset::Synthetic;
-        c.model = ModelConfig::vit_tiny();
-        c.train.epochs = 2;
-        c.train.batch = 16;
-        c.train.log_every = 0;
-        if let Some(r) = &mut c.range_min {
-            r.epochs = 1;
-            r.batch = 16;
-            r.log_every = 0;
-        }
-        c.record_limit = 256;
-        c.fit.gelu_degree = 15;
-        c
+        Self::vit_fashion_cpu().tiny(ModelConfig::vit_tiny())
     }
 
     /// Tiny synthetic language run for tests (seconds).
     pub fn lm_tiny() -> Self {
-        let mut c = Self::lm_wiki_cpu();
-        c.dataset = Dataset::Synthetic;
-        c.model = ModelConfig::lm_tiny();
-        c.train.epochs = 2;
-        c.train.batch = 16;
-        c.train.log_every = 0;
-        if let Some(r) = &mut c.range_min {
+        Self::lm_wiki_cpu().tiny(ModelConfig::lm_tiny())
+    }
+
+    /// This pipeline shrunk to seconds: synthetic data, `model`, two short epochs, one of range
+    /// minimisation, degree-15 GELU.
+    fn tiny(mut self, model: ModelConfig) -> Self {
+        self.dataset = Dataset::Synthetic;
+        self.model = model;
+        self.train.epochs = 2;
+        self.train.batch = 16;
+        self.train.log_every = 0;
+        if let Some(r) = &mut self.range_min {
             r.epochs = 1;
             r.batch = 16;
             r.log_every = 0;
         }
-        c.record_limit = 256;
-        c.fit.gelu_degree = 15;
-        c
+        self.record_limit = 256;
+        self.fit.gelu_degree = 15;
+        self
     }
 }
 

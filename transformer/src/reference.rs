@@ -479,27 +479,7 @@ impl ReferenceModel {
         else {
             return Err(ReferenceError::Input("patchify needs a vision model".into()));
         };
-        if image.len() != c * s * s {
-            return Err(ReferenceError::Input(format!(
-                "image of {} values, expected {c} x {s} x {s}",
-                image.len()
-            )));
-        }
-        let g = s / p;
-        let mut rows = Vec::with_capacity(g * g);
-        for gy in 0..g {
-            for gx in 0..g {
-                let mut row = Vec::with_capacity(c * p * p);
-                for ch in 0..c {
-                    for py in 0..p {
-                        let start = ch * s * s + (gy * p + py) * s + gx * p;
-                        row.extend_from_slice(&image[start..start + p]);
-                    }
-                }
-                rows.push(row);
-            }
-        }
-        Ok(rows)
+        patchify_image(image, c, s, p).map_err(ReferenceError::Input)
     }
 
     /// The token rows entering the first block for one normalised `[channels, s, s]` image: patch
@@ -735,4 +715,35 @@ impl ReferenceModel {
         let x = self.encode(self.embed_tokens(ids)?, true);
         Ok(x.iter().map(|r| self.head.apply(r)).collect())
     }
+}
+
+/// Cuts one `[channels, s, s]` image (row-major) into `(s / p)^2` patch rows of `channels * p * p`
+/// values: patches row-major over the grid, within a patch channel-major, then row-major (the order of
+/// `Transformer::patchify`). Errors name a patch that does not divide the side or an image of another
+/// size.
+pub fn patchify_image(image: &[f64], c: usize, s: usize, p: usize) -> Result<Vec<Vec<f64>>, String> {
+    if p == 0 || !s.is_multiple_of(p) {
+        return Err(format!("patch {p} does not divide the image side {s}"));
+    }
+    if image.len() != c * s * s {
+        return Err(format!(
+            "image of {} values, expected {c} x {s} x {s}",
+            image.len()
+        ));
+    }
+    let g = s / p;
+    let mut rows = Vec::with_capacity(g * g);
+    for gy in 0..g {
+        for gx in 0..g {
+            let mut row = Vec::with_capacity(c * p * p);
+            for ch in 0..c {
+                for py in 0..p {
+                    let start = ch * s * s + (gy * p + py) * s + gx * p;
+                    row.extend_from_slice(&image[start..start + p]);
+                }
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
 }
