@@ -48,11 +48,6 @@ pub enum Study {
 }
 
 impl Study {
-    /// CSV file name.
-    pub fn csv(self) -> &'static str {
-        self.csv_name()
-    }
-
     /// CSV file name (const, for the registry).
     pub const fn csv_name(self) -> &'static str {
         match self {
@@ -78,7 +73,7 @@ impl Study {
     }
 
     fn dir(self) -> &'static str {
-        self.csv().trim_end_matches(".csv")
+        self.csv_name().trim_end_matches(".csv")
     }
 }
 

@@ -281,7 +281,12 @@ fn run_ablation_attention(args: &RunArgs) -> Result<PathBuf> {
     if let Some(n) = args.seeds {
         config.seeds = (args.seed..args.seed + n as u64).collect();
     }
-    run_and_write(args, ablation::Study::Attention.csv(), &config, ablation::run)
+    run_and_write(
+        args,
+        ablation::Study::Attention.csv_name(),
+        &config,
+        ablation::run,
+    )
 }
 
 fn plot_ablation_attention(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
@@ -293,7 +298,7 @@ fn run_ablation_norm(args: &RunArgs) -> Result<PathBuf> {
     if let Some(n) = args.seeds {
         config.seeds = (args.seed..args.seed + n as u64).collect();
     }
-    run_and_write(args, ablation::Study::Norm.csv(), &config, ablation::run)
+    run_and_write(args, ablation::Study::Norm.csv_name(), &config, ablation::run)
 }
 
 fn plot_ablation_norm(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
@@ -305,7 +310,7 @@ fn run_ablation_range(args: &RunArgs) -> Result<PathBuf> {
     if let Some(n) = args.seeds {
         config.seeds = (args.seed..args.seed + n as u64).collect();
     }
-    run_and_write(args, ablation::Study::Range.csv(), &config, ablation::run)
+    run_and_write(args, ablation::Study::Range.csv_name(), &config, ablation::run)
 }
 
 fn plot_ablation_range(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
@@ -317,7 +322,12 @@ fn run_stability(args: &RunArgs) -> Result<PathBuf> {
     if let Some(n) = args.seeds {
         config.seeds = (args.seed..args.seed + n as u64).collect();
     }
-    run_and_write(args, ablation::Study::Stability.csv(), &config, ablation::run)
+    run_and_write(
+        args,
+        ablation::Study::Stability.csv_name(),
+        &config,
+        ablation::run,
+    )
 }
 
 fn plot_stability(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
@@ -329,7 +339,7 @@ fn run_degree(args: &RunArgs) -> Result<PathBuf> {
     if let Some(n) = args.seeds {
         config.seeds = (args.seed..args.seed + n as u64).collect();
     }
-    run_and_write(args, ablation::Study::Degree.csv(), &config, ablation::run)
+    run_and_write(args, ablation::Study::Degree.csv_name(), &config, ablation::run)
 }
 
 fn plot_degree(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
@@ -341,7 +351,7 @@ fn run_depth(args: &RunArgs) -> Result<PathBuf> {
     if let Some(n) = args.seeds {
         config.seeds = (args.seed..args.seed + n as u64).collect();
     }
-    run_and_write(args, ablation::Study::Depth.csv(), &config, ablation::run)
+    run_and_write(args, ablation::Study::Depth.csv_name(), &config, ablation::run)
 }
 
 fn plot_depth(csv: &Path, out: &Path, provenance: &[String]) -> Result<Vec<PathBuf>> {
