@@ -381,6 +381,68 @@ impl Config {
     }
 }
 
+/// Stages 0 and 1 depend only on the data, the model and the training settings: when a sibling
+/// variant of the same seed (e.g. another alpha, beta of the range study) has already trained them with
+/// identical settings, copy its finished stage directories instead of training the same model again.
+fn reuse_stage1(pc: &PipelineConfig, dir: &Path) -> Result<()> {
+    use transformer::model::Stage;
+    let same_stage1 = |o: &PipelineConfig| {
+        // Compared through their serialised form: the configs hold floats, so no `Eq`.
+        let key = |c: &PipelineConfig| {
+            serde_json::to_string(&(
+                &c.dataset,
+                c.train_limit,
+                c.eval_limit,
+                &c.model,
+                &c.train,
+                c.min_count,
+                c.max_vocab,
+            ))
+            .unwrap_or_default()
+        };
+        key(o) == key(pc)
+    };
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let Ok(siblings) = std::fs::read_dir(parent) else {
+        return Ok(());
+    };
+    let mut stages = vec![Stage::HeFriendly];
+    if pc.original {
+        stages.push(Stage::Original);
+    }
+    for sib in siblings.flatten().map(|e| e.path()) {
+        if sib == dir {
+            continue;
+        }
+        let Some(other) = std::fs::read(sib.join("pipeline.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<PipelineConfig>(&b).ok())
+        else {
+            continue;
+        };
+        if !same_stage1(&other) {
+            continue;
+        }
+        for stage in &stages {
+            let (from, to) = (sib.join(stage.dir_name()), dir.join(stage.dir_name()));
+            if to.join("checkpoint.json").exists() || !from.join("checkpoint.json").exists() {
+                continue;
+            }
+            std::fs::create_dir_all(&to)?;
+            // The finished stage only: its checkpoint, weights and history, not the resume state.
+            for entry in std::fs::read_dir(&from)?.flatten() {
+                if entry.file_type()?.is_file() {
+                    std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+                }
+            }
+            eprintln!("[{}] reused from {}", stage.dir_name(), from.display());
+        }
+    }
+    Ok(())
+}
+
 /// Runs every variant for every seed.
 pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
     let mut rows = Vec::new();
@@ -426,6 +488,7 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                 done + 1,
                 start.elapsed().as_secs_f64()
             );
+            reuse_stage1(&pc, &dir)?;
             let report = run_pipeline::<CpuTrain>(&pc, data, prep, &dir, &device)?;
             for s in &report.stages {
                 let stage = s.stage.dir_name().to_string();
