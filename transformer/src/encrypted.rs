@@ -1,5 +1,5 @@
-//! Encrypted inference of the polynomial ViT on CKKS ciphertexts (first step: one image per
-//! ciphertext, no bootstrapping, so the whole circuit must fit the parameters' levels).
+//! Encrypted inference of the polynomial ViT on CKKS ciphertexts (one ciphertext per batch of images,
+//! no bootstrapping, so the whole circuit must fit the parameters' levels).
 //!
 //! [`EncryptedVit`] is built from a [`ReferenceModel`] (every BatchNorm already folded into the linear
 //! maps, the fitted site polynomials attached) and evaluates exactly the reference's arithmetic on an
@@ -15,11 +15,14 @@
 //!   length scaling `1 / S(L)`, the product with `V`, the projection and the residual; then `fc1`, the
 //!   polynomial `blocks.{i}.mlp.act`, `fc2` and the residual; mean pooling over the tokens (rotations by
 //!   whole rows; the `1 / tokens` is folded into the head) and the head;
-//! - **client**: decrypts the logits, row 0 of the returned matrix ([`EncryptedVit::decrypt_logits`]).
+//! - **client**: decrypts the logits, row `b` of the returned matrix for image `b`
+//!   ([`EncryptedVit::decrypt_batch_logits`]; [`EncryptedVit::decrypt_logits`] for a single image).
 //!
 //! **Layout.** Every matrix is packed row-major ([`RowMajor`]) with one power-of-two stride large
 //! enough for the widest layer (patch size, width, MLP hidden width, classes) in one ciphertext of
-//! `params.max_slots()` slots; rows past the tokens are padding.
+//! `params.max_slots()` slots; rows past the tokens are padding. A batch of images
+//! ([`VitOptions::batch`], up to [`EncryptedVit::max_batch`]) is interleaved token-major: row
+//! `t * batch + b` is token `t` of image `b`, so a batch costs the operations of one image.
 //!
 //! **Polynomials without a level for the change of variable.** A site polynomial is a Chebyshev series
 //! on `[a, b]`, evaluated at `u = alpha x + beta`. The factor `alpha` is folded into the preceding
@@ -248,8 +251,31 @@ pub struct EncryptedVit {
     head: Affine,
     rotations: Vec<i64>,
     weights: WeightEncoding,
+    /// Images per ciphertext (interleaved token-major: row `t * batch + b`).
+    batch: usize,
     /// The encoder of the weights under [`WeightEncoding::PerForward`].
     encoder: Option<CkksEncoder>,
+}
+
+/// How [`EncryptedVit::with_options`] prepares the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VitOptions {
+    /// How the weights of the linear layers are held.
+    pub weights: WeightEncoding,
+    /// Images per ciphertext, at most [`EncryptedVit::max_batch`]: the images are interleaved
+    /// token-major (row `t * batch + b` is token `t` of image `b`), so the plaintext-weight products act
+    /// on all of them at once and the attention's row rotations move every image by the same number of
+    /// tokens: a batch costs the operations of one image.
+    pub batch: usize,
+}
+
+impl Default for VitOptions {
+    fn default() -> Self {
+        Self {
+            weights: WeightEncoding::Once,
+            batch: 1,
+        }
+    }
 }
 
 /// Rows of a [`Dense`] weight (`w[i][j]`: input `i` to output `j`), columns `cols` of the full matrix,
@@ -359,7 +385,67 @@ impl EncryptedVit {
         start_level: usize,
         weights: WeightEncoding,
     ) -> Result<Self> {
+        Self::with_options(
+            model,
+            params,
+            encoder,
+            start_level,
+            VitOptions {
+                weights,
+                ..VitOptions::default()
+            },
+        )
+    }
+
+    /// The row stride of the model's layouts: the widest layer (patch, width, MLP, classes), rounded
+    /// up to a power of two.
+    fn stride_of(model: &ReferenceModel) -> Result<usize> {
+        let cfg = &model.config;
+        let TaskConfig::Vision {
+            channels,
+            patch,
+            num_classes,
+            ..
+        } = cfg.task
+        else {
+            return Err(EncryptedError::Unsupported("not a vision model".into()));
+        };
+        Ok((channels * patch * patch)
+            .max(cfg.dim)
+            .max(cfg.mlp_hidden)
+            .max(num_classes)
+            .next_power_of_two())
+    }
+
+    /// The most images of `model` one ciphertext of `params` holds: `slots / (tokens * stride)`.
+    ///
+    /// # Errors
+    /// [`EncryptedError::Unsupported`] for a model the encrypted forward does not implement.
+    pub fn max_batch(model: &ReferenceModel, params: &Parameters) -> Result<usize> {
+        check_supported(model)?;
+        Ok(params.max_slots() / (model.config.tokens() * Self::stride_of(model)?))
+    }
+
+    /// As [`EncryptedVit::new`], with the weights held and the images batched as `options` says.
+    ///
+    /// # Errors
+    /// As [`EncryptedVit::new`]; [`EncryptedError::Shape`] for a batch of 0 or above
+    /// [`EncryptedVit::max_batch`].
+    pub fn with_options(
+        model: &ReferenceModel,
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        start_level: usize,
+        options: VitOptions,
+    ) -> Result<Self> {
+        let VitOptions { weights, batch } = options;
         let needed = Self::levels_required(model)?;
+        let max_batch = Self::max_batch(model, params)?;
+        if batch == 0 || batch > max_batch {
+            return Err(EncryptedError::Shape(format!(
+                "a batch of {batch} images: one ciphertext holds 1 to {max_batch}"
+            )));
+        }
         if start_level > params.max_level() {
             return Err(EncryptedError::Ckks(ckks::Error::LevelOutOfRange {
                 level: start_level,
@@ -386,14 +472,16 @@ impl EncryptedVit {
         let Embedding::Patches { linear, .. } = &model.embedding else {
             return Err(EncryptedError::Unsupported("not a patch embedding".into()));
         };
-        let (d, hidden, rows) = (cfg.dim, cfg.mlp_hidden, cfg.tokens());
+        let (d, hidden, tokens) = (cfg.dim, cfg.mlp_hidden, cfg.tokens());
+        // Row `t * batch + b` holds token `t` of image `b`.
+        let rows = tokens * batch;
         let patch_len = channels * patch * patch;
-        let stride = patch_len.max(d).max(hidden).max(num_classes).next_power_of_two();
+        let stride = Self::stride_of(model)?;
         let slots = params.max_slots();
         let input_layout = RowMajor::new(rows, patch_len, Some(stride), slots)?;
         if input_layout.tiles() != 1 {
             return Err(EncryptedError::Shape(format!(
-                "{rows} tokens of stride {stride} do not fit one ciphertext of {slots} slots"
+                "{rows} rows of stride {stride} do not fit one ciphertext of {slots} slots"
             )));
         }
         let scale = params.default_scale();
@@ -402,8 +490,12 @@ impl EncryptedVit {
 
         // Patch embedding plus (bias + positions) in the valid rows.
         let mut embed_bias = bias_rows(&linear.bias, 1.0, 0.0, rows, rows);
-        for (row, p) in embed_bias.iter_mut().zip(model.pos.chunks_exact(d.max(1))) {
-            row.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        let positions: Vec<&[f64]> = model.pos.chunks_exact(d.max(1)).collect();
+        for (r, row) in embed_bias.iter_mut().enumerate() {
+            let p = positions
+                .get(r / batch)
+                .ok_or_else(|| EncryptedError::Shape("fewer positions than tokens".into()))?;
+            row.iter_mut().zip(p.iter()).for_each(|(a, b)| *a += b);
         }
         let embed = Affine::new(
             params,
@@ -421,7 +513,7 @@ impl EncryptedVit {
         let (sqrt_dh, factor, placement) = match cfg.attention {
             AttentionKind::Pointwise {
                 scaling, placement, ..
-            } => ((cfg.head_dim() as f64).sqrt(), scaling.factor(rows), placement),
+            } => ((cfg.head_dim() as f64).sqrt(), scaling.factor(tokens), placement),
             _ => return Err(EncryptedError::Unsupported("attention is not pointwise".into())),
         };
         let before = matches!(placement, ScalePlacement::Before | ScalePlacement::Both);
@@ -460,8 +552,16 @@ impl EncryptedVit {
             // Scores times alpha / sqrt(d_h) (and 1 / S(L) before sigma), at level - 2.
             let (sigma, alpha_s, beta_s) = site_plan(model, &format!("blocks.{i}.attn.sigma"))?;
             let score_scale = alpha_s / sqrt_dh / if before { factor } else { 1.0 };
-            let attention =
-                EncryptedAttention::new(params, encoder, x_layout, cfg.heads, false, score_scale, level)?;
+            let attention = EncryptedAttention::new_batched(
+                params,
+                encoder,
+                x_layout,
+                cfg.heads,
+                false,
+                score_scale,
+                level,
+                batch,
+            )?;
             rotations.extend(attention.rotations_needed());
             // Scale of the scores: Delta^2 / q_level (product), the mask's q_{level-1} cancels.
             let score_ct_scale = scale * scale / prime(params, level)?;
@@ -478,9 +578,9 @@ impl EncryptedVit {
                 .iter()
                 .map(|&delta| {
                     let mut m = vec![vec![0.0; d]; rows];
-                    for (t, row) in m.iter_mut().enumerate() {
-                        let partner = t as i64 + delta;
-                        if partner >= 0 && (partner as usize) < rows {
+                    for (r, row) in m.iter_mut().enumerate() {
+                        let partner = (r / batch) as i64 + delta;
+                        if partner >= 0 && (partner as usize) < tokens {
                             for h in 0..cfg.heads {
                                 row[h * dh] = weight;
                             }
@@ -545,14 +645,15 @@ impl EncryptedVit {
             });
         }
 
-        // Mean pooling: row 0 receives the sum of the token rows; 1 / tokens goes into the head.
-        rotations.extend(pool_rotations(rows, stride));
-        let head_bias = bias_rows(&model.head.bias, 1.0, 0.0, 1, rows);
+        // Mean pooling: row b (token 0 of image b) receives the sum of image b's token rows;
+        // 1 / tokens goes into the head.
+        rotations.extend(pool_rotations(tokens, batch * stride));
+        let head_bias = bias_rows(&model.head.bias, 1.0, 0.0, batch, rows);
         let head = Affine::new(
             params,
             encoder,
             x_layout,
-            &weight_rows(&model.head, 0..num_classes, 1.0 / rows as f64)?,
+            &weight_rows(&model.head, 0..num_classes, 1.0 / tokens as f64)?,
             &head_bias,
             level,
             weights,
@@ -560,7 +661,7 @@ impl EncryptedVit {
         rotations.extend(head.rotations_needed());
         level -= 1;
         let output_layout = RowMajor {
-            rows: 1,
+            rows: batch,
             ..head.output_layout()
         };
 
@@ -584,6 +685,7 @@ impl EncryptedVit {
             head,
             rotations,
             weights,
+            batch,
             encoder: match weights {
                 WeightEncoding::Once => None,
                 WeightEncoding::PerForward => Some(CkksEncoder::new(params)?),
@@ -596,8 +698,8 @@ impl EncryptedVit {
         self.input_layout
     }
 
-    /// The layout of the encrypted logits: one row of `classes` values, i.e. logit `j` in slot `j` of
-    /// the single ciphertext.
+    /// The layout of the encrypted logits: one row of `classes` values per image of the batch, i.e.
+    /// logit `j` of image `b` in slot `b * stride + j` of the single ciphertext.
     pub fn output_layout(&self) -> RowMajor {
         self.output_layout
     }
@@ -645,7 +747,23 @@ impl EncryptedVit {
         image: &[f64],
         rng: &mut impl CryptoRng,
     ) -> Result<EncryptedMatrix> {
-        let patches = self.patchify(image)?;
+        self.encrypt_images(encoder, encryptor, &[image], rng)
+    }
+
+    /// Client side: patchifies up to [`EncryptedVit::batch`] images and encrypts them interleaved in
+    /// one ciphertext (row `t * batch + b` = patch `t` of image `b`; missing images are zero rows).
+    ///
+    /// # Errors
+    /// [`EncryptedError::Shape`] for more images than the batch or an image of another size; encoding
+    /// and encryption errors.
+    pub fn encrypt_images<I: AsRef<[f64]>>(
+        &self,
+        encoder: &CkksEncoder,
+        encryptor: &CkksEncryptor,
+        images: &[I],
+        rng: &mut impl CryptoRng,
+    ) -> Result<EncryptedMatrix> {
+        let patches = self.patch_matrix(images)?;
         Ok(EncryptedMatrix::encrypt(
             &self.params,
             encoder,
@@ -655,6 +773,40 @@ impl EncryptedVit {
             self.start_level,
             rng,
         )?)
+    }
+
+    /// The interleaved patch matrix of up to [`EncryptedVit::batch`] images (what
+    /// [`EncryptedVit::encrypt_images`] encrypts).
+    ///
+    /// # Errors
+    /// [`EncryptedError::Shape`] for more images than the batch or an image of another size.
+    pub fn patch_matrix<I: AsRef<[f64]>>(&self, images: &[I]) -> Result<Vec<Vec<f64>>> {
+        if images.is_empty() || images.len() > self.batch {
+            return Err(EncryptedError::Shape(format!(
+                "{} images for a batch of {}",
+                images.len(),
+                self.batch
+            )));
+        }
+        let per_image = images
+            .iter()
+            .map(|im| self.patchify(im.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let (rows, cols) = (self.input_layout.rows, self.input_layout.cols);
+        Ok((0..rows)
+            .map(|r| {
+                per_image
+                    .get(r % self.batch)
+                    .and_then(|p| p.get(r / self.batch))
+                    .cloned()
+                    .unwrap_or_else(|| vec![0.0; cols])
+            })
+            .collect())
+    }
+
+    /// Images per ciphertext.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     /// Client side: the class logits held by the output of [`EncryptedVit::forward`].
@@ -667,6 +819,23 @@ impl EncryptedVit {
         sk: &SecretKey,
         logits: &EncryptedMatrix,
     ) -> Result<Vec<f64>> {
+        self.decrypt_batch_logits(encoder, sk, logits)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| EncryptedError::Shape("no logits row".into()))
+    }
+
+    /// Client side: the class logits of every image of the batch (row `b` for image `b`; rows past
+    /// the images encrypted hold the logits of a zero image, ignore them).
+    ///
+    /// # Errors
+    /// As [`EncryptedVit::decrypt_logits`].
+    pub fn decrypt_batch_logits(
+        &self,
+        encoder: &CkksEncoder,
+        sk: &SecretKey,
+        logits: &EncryptedMatrix,
+    ) -> Result<Vec<Vec<f64>>> {
         if logits.layout != self.output_layout {
             return Err(EncryptedError::Input(format!(
                 "logits in layout {:?}, expected {:?}",
@@ -678,9 +847,7 @@ impl EncryptedVit {
             .iter()
             .map(|ct| encoder.decode(&decrypt_ckks(sk, ct)?))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut rows = self.output_layout.unpack(&decoded)?;
-        rows.pop()
-            .ok_or_else(|| EncryptedError::Shape("no logits row".into()))
+        Ok(self.output_layout.unpack(&decoded)?)
     }
 
     /// Server side: the encrypted logits of an encrypted patch matrix (in [`EncryptedVit::input_layout`],
@@ -715,7 +882,7 @@ impl EncryptedVit {
         for blk in &self.blocks {
             x = self.block(eval, blk, &x)?;
         }
-        let pooled = pool(eval, &x)?;
+        let pooled = pool(eval, &x, self.batch)?;
         let mut out = self.affine(&self.head, eval, &pooled)?;
         out.layout = self.output_layout;
         Ok(out)
@@ -828,9 +995,10 @@ fn pool_rotations(rows: usize, stride: usize) -> Vec<i64> {
     }
 }
 
-/// Row 0 of the result holds the sum of the token rows (the other rows hold partial sums, ignored).
-fn pool(eval: &Evaluator, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
-    let (rows, stride) = (x.layout.rows, x.layout.stride);
+/// Row `b` of the result holds the sum of the token rows of image `b` (`batch` images interleaved;
+/// the other rows hold partial sums, ignored).
+fn pool(eval: &Evaluator, x: &EncryptedMatrix, batch: usize) -> Result<EncryptedMatrix> {
+    let (rows, stride) = (x.layout.rows / batch, x.layout.stride * batch);
     let tiles = x
         .tiles
         .iter()

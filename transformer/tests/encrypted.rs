@@ -411,3 +411,72 @@ fn weights_encoded_per_forward_give_the_same_logits() {
         lazy.decrypt_logits(&c.encoder, &c.sk, &b).unwrap()
     );
 }
+
+/// A batch of images in one ciphertext (interleaved token-major): every image's decrypted logits
+/// match its own f64 reference within the bound, a partial batch leaves the other images alone, and a
+/// batch beyond what one ciphertext holds is a typed error.
+#[test]
+fn a_batch_of_images_matches_each_reference() {
+    use transformer::encrypted::VitOptions;
+    let f = fixture();
+    let levels = EncryptedVit::levels_required(&f.model).unwrap();
+    let params = Parameters::toy(LOG_N, levels).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let encoder = CkksEncoder::new(&params).unwrap();
+    let max = EncryptedVit::max_batch(&f.model, &params).unwrap();
+    // 4 tokens of stride 32 in 512 slots.
+    assert_eq!(max, 4);
+    let options = |batch| VitOptions {
+        batch,
+        ..VitOptions::default()
+    };
+    assert!(matches!(
+        EncryptedVit::with_options(&f.model, &params, &encoder, params.max_level(), options(max + 1)),
+        Err(EncryptedError::Shape(_))
+    ));
+    let vit =
+        EncryptedVit::with_options(&f.model, &params, &encoder, params.max_level(), options(max)).unwrap();
+    assert_eq!(vit.levels_needed(), levels);
+    let c = client(&params, &vit.rotations_needed(), &mut rng);
+    let eval = Evaluator::new(&params, Arc::new(c.keys));
+    // Three images in a batch of four (the fourth slot group holds zeros).
+    let images: Vec<&[f64]> = f.images.iter().map(Vec::as_slice).collect();
+    assert_eq!(images.len(), 3);
+    let input = vit
+        .encrypt_images(&c.encoder, &c.encryptor, &images, &mut rng)
+        .unwrap();
+    let out = vit.forward(&eval, &input).unwrap();
+    let got = vit.decrypt_batch_logits(&c.encoder, &c.sk, &out).unwrap();
+    assert_eq!(got.len(), max);
+    for (i, image) in images.iter().enumerate() {
+        let expected = f.model.forward_image(image).unwrap();
+        let err = got[i]
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let scale = expected.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        eprintln!(
+            "batch image {i}: max error {err:.3e}, argmax {} / {}",
+            argmax(&got[i]),
+            argmax(&expected)
+        );
+        assert!(err / scale < BOUND, "image {i}: {err:.3e}");
+        assert_eq!(argmax(&got[i]), argmax(&expected));
+    }
+    // The missing fourth image is the all-zero image.
+    let zero = f.model.forward_image(&vec![0.0; f.images[0].len()]).unwrap();
+    let err = got[3]
+        .iter()
+        .zip(&zero)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let scale = zero.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    assert!(err / scale < BOUND, "zero image: {err:.3e}");
+    // More images than the batch: a typed error.
+    let five: Vec<&[f64]> = std::iter::repeat_n(images[0], max + 1).collect();
+    assert!(matches!(
+        vit.encrypt_images(&c.encoder, &c.encryptor, &five, &mut rng),
+        Err(EncryptedError::Shape(_))
+    ));
+}

@@ -306,13 +306,20 @@ pub struct AttentionCost {
 /// rotation of `K` (all of them hoisted), one product, `log2(d_h)` rotations for the sum within each
 /// head and one mask.
 /// The causal mask of a language model is multiplicative: only `delta <= 0` is computed, and the
-/// mask also zeroes rows with `t + delta` outside the sequence. `scores x V` replicates each score
+/// mask also zeroes rows with `t + delta` outside the sequence.
+///
+/// **Batches** ([`EncryptedAttention::new_batched`]): `batch` sequences of `tokens` tokens share one
+/// ciphertext interleaved, token-major: row `t * batch + b` is token `t` of sequence `b`. A rotation by
+/// `delta * batch` rows then moves every sequence by `delta` tokens at once, so a batch costs exactly
+/// the rotations and products of one sequence, and no score mixes two sequences. `scores x V` replicates each score
 /// across its head's columns (`log2(d_h)` rotations) and multiplies by `V` rotated by `delta` rows.
 #[derive(Debug)]
 pub struct EncryptedAttention {
     layout: RowMajor,
     heads: usize,
     offsets: Vec<i64>,
+    /// Sequences interleaved in the rows (`layout.rows = tokens * batch`).
+    batch: usize,
     /// One mask per offset, at the level of the score products.
     masks: Vec<crate::scheme::evaluator::Plaintext>,
     level: usize,
@@ -334,6 +341,31 @@ impl EncryptedAttention {
         score_scale: f64,
         level: usize,
     ) -> Result<Self> {
+        Self::new_batched(params, encoder, layout, heads, causal, score_scale, level, 1)
+    }
+
+    /// As [`EncryptedAttention::new`] for `batch` sequences interleaved in the rows of `layout`
+    /// (`layout.rows = tokens * batch`, row `t * batch + b` = token `t` of sequence `b`).
+    ///
+    /// # Errors
+    /// As [`EncryptedAttention::new`]; [`Error::LengthMismatch`] when `batch` does not divide the rows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_batched(
+        params: &Arc<Parameters>,
+        encoder: &CkksEncoder,
+        layout: RowMajor,
+        heads: usize,
+        causal: bool,
+        score_scale: f64,
+        level: usize,
+        batch: usize,
+    ) -> Result<Self> {
+        if batch == 0 || !layout.rows.is_multiple_of(batch) {
+            return Err(Error::LengthMismatch {
+                expected: batch.max(1),
+                got: layout.rows,
+            });
+        }
         if layout.tiles() != 1
             || heads == 0
             || !layout.cols.is_multiple_of(heads)
@@ -350,7 +382,7 @@ impl EncryptedAttention {
                 max: params.max_level(),
             });
         }
-        let rows = layout.rows as i64;
+        let rows = (layout.rows / batch) as i64;
         let offsets: Vec<i64> = if causal {
             (-(rows - 1)..=0).rev().collect()
         } else {
@@ -362,10 +394,11 @@ impl EncryptedAttention {
             .iter()
             .map(|&delta| {
                 let mut v = vec![Complex64::new(0.0, 0.0); layout.slots];
-                for t in 0..layout.rows as i64 {
+                for r in 0..layout.rows {
+                    let t = (r / batch) as i64;
                     if (0..rows).contains(&(t + delta)) {
                         for h in 0..heads {
-                            v[t as usize * layout.stride + h * d_h] = Complex64::new(score_scale, 0.0);
+                            v[r * layout.stride + h * d_h] = Complex64::new(score_scale, 0.0);
                         }
                     }
                 }
@@ -376,6 +409,7 @@ impl EncryptedAttention {
             layout,
             heads,
             offsets,
+            batch,
             masks,
             level,
         })
@@ -391,7 +425,7 @@ impl EncryptedAttention {
     }
 
     fn row_rotation(&self, delta: i64) -> i64 {
-        (delta * self.layout.stride as i64).rem_euclid(self.layout.slots as i64)
+        (delta * (self.batch * self.layout.stride) as i64).rem_euclid(self.layout.slots as i64)
     }
 
     /// Rotations needed (for key generation).
