@@ -339,3 +339,34 @@ fn inner_sum_adds_rotations() {
     assert!(max_err(&expected, &summed) < 2f64.powi(-18));
     assert!(c.eval.inner_sum(&ct, 1, 3).is_err());
 }
+
+/// Noise-flooded decryption: two decryptions of one ciphertext differ (fresh noise each time), the
+/// added error has the size the documentation states (`2^b sqrt(N / 3) / scale` per slot, within a
+/// factor of 4 either way for the largest of 512 slots), a bound that would wrap `q_0` is refused.
+#[test]
+fn flooded_decryption_hides_the_error_at_a_stated_cost() {
+    use ckks::scheme::evaluator::decrypt_ckks_flooded;
+    let mut c = ctx();
+    let v = random_values(512, 9);
+    let ct = c.encrypt(&v);
+    let exact = c.decrypt(&ct);
+    let bits = 20u32;
+    let flooded = |c: &mut Ctx| {
+        let pt = decrypt_ckks_flooded(&c.sk, &ct, bits, &mut c.rng).unwrap();
+        c.enc.decode(&pt).unwrap()
+    };
+    let (a, b) = (flooded(&mut c), flooded(&mut c));
+    assert!(max_err(&a, &b) > 0.0, "flooding must be fresh");
+    let stated = 2f64.powi(bits as i32) * (c.params.n() as f64 / 3.0).sqrt() / c.params.default_scale();
+    let err = max_err(&a, &exact);
+    eprintln!("flooding 2^{bits}: max slot error {err:.3e}, stated per-slot size {stated:.3e}");
+    assert!(
+        err > stated / 4.0 && err < stated * 4.0,
+        "{err:.3e} vs {stated:.3e}"
+    );
+    // q_0 of the toy set has 40+ bits: 2^60 would wrap it.
+    assert!(matches!(
+        decrypt_ckks_flooded(&c.sk, &ct, 60, &mut c.rng),
+        Err(Error::InvalidSamplerParameter { .. })
+    ));
+}

@@ -52,6 +52,25 @@ pub fn uniform<R: Repr>(basis: &Arc<RingBasis>, rng: &mut impl CryptoRng) -> Rns
     RnsPoly::from_raw(basis, data)
 }
 
+/// `n` integers uniform in `[-2^bits, 2^bits)` (noise flooding), from the top `bits + 1` bits of one
+/// 64-bit draw each: a power-of-two range, so no rejection and no bias.
+///
+/// # Errors
+/// [`Error::InvalidSamplerParameter`] unless `bits <= 62`.
+pub fn uniform_signed(n: usize, bits: u32, rng: &mut impl CryptoRng) -> Result<Zeroizing<Vec<i64>>> {
+    if bits > 62 {
+        return Err(Error::InvalidSamplerParameter {
+            reason: "flooding bound must be at most 2^62",
+        });
+    }
+    let shift = 63 - bits;
+    Ok(Zeroizing::new(
+        (0..n)
+            .map(|_| (rng.next_u64() >> shift) as i64 - (1i64 << bits))
+            .collect(),
+    ))
+}
+
 /// `n` coefficients uniform in {-1, 0, 1}.
 pub fn ternary(n: usize, rng: &mut impl CryptoRng) -> Zeroizing<Vec<i64>> {
     let mut out = Zeroizing::new(vec![0i64; n]);
@@ -151,6 +170,26 @@ mod tests {
 
     fn rng() -> ChaCha20Rng {
         ChaCha20Rng::seed_from_u64(42)
+    }
+
+    #[test]
+    fn uniform_signed_covers_its_range_evenly() {
+        let mut r = rng();
+        // b = 1: the four values -2..=1, each about a quarter of the time.
+        let v = uniform_signed(40_000, 1, &mut r).unwrap();
+        for x in -2..=1 {
+            let f = v.iter().filter(|&&y| y == x).count() as f64 / 40_000.0;
+            assert!((f - 0.25).abs() < 0.01, "{x}: {f}");
+        }
+        // b = 40: inside [-2^40, 2^40), mean ~0, variance ~ 2^80 / 3.
+        let v = uniform_signed(40_000, 40, &mut r).unwrap();
+        assert!(v.iter().all(|&x| (-(1i64 << 40)..(1i64 << 40)).contains(&x)));
+        let (mean, var) = mean_var(&v);
+        let b = 2f64.powi(40);
+        assert!(mean.abs() < 0.02 * b, "{mean}");
+        assert!((var / (b * b / 3.0) - 1.0).abs() < 0.03, "{var}");
+        assert!(uniform_signed(1, 62, &mut r).is_ok());
+        assert!(uniform_signed(1, 63, &mut r).is_err());
     }
 
     fn mean_var(v: &[i64]) -> (f64, f64) {

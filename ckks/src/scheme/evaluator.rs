@@ -136,6 +136,37 @@ pub fn decrypt_ckks(sk: &SecretKey, ct: &Ciphertext) -> Result<Plaintext> {
     })
 }
 
+/// Decrypts with **noise flooding** (opt-in, for results that will be shared): adds to the decrypted
+/// polynomial `m + e` an independent integer uniform in `[-2^flood_bits, 2^flood_bits)` on every
+/// coefficient before decoding. A decrypted CKKS value carries its error `e`, which depends on the
+/// secret (the IND-CPA-D attack of Li and Micciancio recovers the key from shared decryptions); the
+/// flooding hides `e` up to a statistical distance of about `N |e|_inf / 2^flood_bits`, so choose
+/// `flood_bits` about 30 to 40 bits above the error (`log2 |e|_inf`, measurable with the secret key).
+/// The price is precision: each slot gains an error of about `2^flood_bits sqrt(N / 3) / scale`.
+///
+/// # Errors
+/// [`Error::InvalidSamplerParameter`] for `flood_bits` of 62 or more, or at or above `log2 q_0 - 2`
+/// (the flooding would wrap the message); as [`decrypt`].
+pub fn decrypt_ckks_flooded(
+    sk: &SecretKey,
+    ct: &Ciphertext,
+    flood_bits: u32,
+    rng: &mut impl CryptoRng,
+) -> Result<Plaintext> {
+    let mut pt = decrypt_ckks(sk, ct)?;
+    let q0 = pt.poly.basis().moduli().first().map_or(0, |m| m.value());
+    if f64::from(flood_bits) >= (q0 as f64).log2() - 2.0 {
+        return Err(Error::InvalidSamplerParameter {
+            reason: "flooding bound too close to q_0",
+        });
+    }
+    let basis = pt.poly.basis().clone();
+    let noise = crate::ring::sampling::uniform_signed(basis.n(), flood_bits, rng)?;
+    let e = crate::ring::RnsPoly::<crate::ring::Coeff>::from_signed(&basis, &noise)?.into_ntt();
+    pt.poly.add_assign(&e)?;
+    Ok(pt)
+}
+
 /// The evaluation keys a server holds: relinearization and Galois keys (no secret).
 #[derive(Debug, Default)]
 pub struct EvaluationKeys {
