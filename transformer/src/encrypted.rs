@@ -781,32 +781,17 @@ impl EncryptedVit {
     /// # Errors
     /// [`EncryptedError::Shape`] for more images than the batch or an image of another size.
     pub fn patch_matrix<I: AsRef<[f64]>>(&self, images: &[I]) -> Result<Vec<Vec<f64>>> {
-        if images.is_empty() || images.len() > self.batch {
-            return Err(EncryptedError::Shape(format!(
-                "{} images for a batch of {}",
-                images.len(),
-                self.batch
-            )));
-        }
-        let per_image = images
-            .iter()
-            .map(|im| self.patchify(im.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
-        let (rows, cols) = (self.input_layout.rows, self.input_layout.cols);
-        Ok((0..rows)
-            .map(|r| {
-                per_image
-                    .get(r % self.batch)
-                    .and_then(|p| p.get(r / self.batch))
-                    .cloned()
-                    .unwrap_or_else(|| vec![0.0; cols])
-            })
-            .collect())
+        interleave_patches(images, self.image, self.input_layout, self.batch)
     }
 
     /// Images per ciphertext.
     pub fn batch(&self) -> usize {
         self.batch
+    }
+
+    /// `(channels, image side, patch side)` of the images it classifies.
+    pub fn image_shape(&self) -> (usize, usize, usize) {
+        self.image
     }
 
     /// Client side: the class logits held by the output of [`EncryptedVit::forward`].
@@ -931,6 +916,47 @@ impl EncryptedVit {
         };
         residual(eval, &x, &self.affine(&blk.fc2, eval, &h)?)
     }
+}
+
+/// The patch matrix of up to `batch` images of shape `image = (channels, side, patch)`, interleaved
+/// token-major in `layout` (row `t * batch + b` = patch `t` of image `b`; missing images are zero rows).
+///
+/// # Errors
+/// [`EncryptedError::Shape`] for no image, more images than the batch, an image of another size or a
+/// layout whose rows are not `batch` times the patches.
+pub(crate) fn interleave_patches<I: AsRef<[f64]>>(
+    images: &[I],
+    image: (usize, usize, usize),
+    layout: RowMajor,
+    batch: usize,
+) -> Result<Vec<Vec<f64>>> {
+    if images.is_empty() || images.len() > batch {
+        return Err(EncryptedError::Shape(format!(
+            "{} images for a batch of {batch}",
+            images.len()
+        )));
+    }
+    let (c, s, p) = image;
+    let per_image = images
+        .iter()
+        .map(|im| crate::reference::patchify_image(im.as_ref(), c, s, p).map_err(EncryptedError::Shape))
+        .collect::<Result<Vec<_>>>()?;
+    let tokens = per_image.first().map_or(0, Vec::len);
+    if tokens * batch != layout.rows {
+        return Err(EncryptedError::Shape(format!(
+            "{tokens} patches x {batch} images for a layout of {} rows",
+            layout.rows
+        )));
+    }
+    Ok((0..layout.rows)
+        .map(|r| {
+            per_image
+                .get(r % batch)
+                .and_then(|p| p.get(r / batch))
+                .cloned()
+                .unwrap_or_else(|| vec![0.0; layout.cols])
+        })
+        .collect())
 }
 
 fn check_supported(model: &ReferenceModel) -> Result<()> {

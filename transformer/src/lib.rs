@@ -16,6 +16,7 @@
 //!   the language model are still to come.
 
 pub mod data;
+pub mod deploy;
 pub mod encrypted;
 pub mod model;
 pub mod pipeline;

@@ -480,3 +480,173 @@ fn a_batch_of_images_matches_each_reference() {
         Err(EncryptedError::Shape(_))
     ));
 }
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("pthe-deploy-{}-{name}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The client/server split through files: the server publishes the interface and the parameters,
+/// the client makes its keys (one file each) and encrypts a batch, the server (with no secret key)
+/// evaluates, the client decrypts: every image's logits match the f64 reference within the bound;
+/// flooded decryption at 2^8 per coefficient keeps every class.
+#[test]
+fn client_and_server_through_files_match_the_reference() {
+    use ckks::serialize::{parameters_from_bytes, parameters_to_bytes};
+    use transformer::deploy::{
+        read_file, read_server_artefact, write_file, Client, EncryptedTensor, Server, ServerKeys,
+        ServerSetup, VitInterface,
+    };
+    use transformer::encrypted::VitOptions;
+    let f = fixture();
+    let dir = scratch("roundtrip");
+    let levels = EncryptedVit::levels_required(&f.model).unwrap();
+    let params = Parameters::toy(LOG_N, levels).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    // Server: setup and publish.
+    let options = VitOptions {
+        batch: 4,
+        ..VitOptions::default()
+    };
+    let setup = ServerSetup::new(&f.model, &params, options, None).unwrap();
+    write_file(&dir.join("params.bin"), &parameters_to_bytes(&params)).unwrap();
+    setup.interface().write(&dir.join("interface.json")).unwrap();
+    // Client: reads what the server published, makes keys, encrypts.
+    let cparams = parameters_from_bytes(&read_file(&dir.join("params.bin")).unwrap()).unwrap();
+    let interface = VitInterface::read(&dir.join("interface.json"), &cparams).unwrap();
+    assert_eq!(&interface, setup.interface());
+    let client = Client::new(&cparams, interface, &mut rng).unwrap();
+    let stats = client.write_evaluation_keys(&dir.join("keys"), &mut rng).unwrap();
+    assert_eq!(stats.files, setup.interface().rotations.len() + 1);
+    let images: Vec<&[f64]> = f.images.iter().map(Vec::as_slice).collect();
+    let input = client.encrypt_images(&images, &mut rng).unwrap();
+    write_file(&dir.join("input.bin"), &input.to_bytes(&cparams)).unwrap();
+    // Server: keys and input from files, output to a file.
+    let keys = ServerKeys::read(&dir.join("keys"), &params).unwrap();
+    assert_eq!(keys.key_id(), client.key_id());
+    let server = Server::new(setup, keys).unwrap();
+    let input: EncryptedTensor = read_server_artefact(&dir.join("input.bin"), &params).unwrap();
+    let output = server.serve(&input).unwrap();
+    write_file(&dir.join("output.bin"), &output.to_bytes(&params)).unwrap();
+    // Client: decrypts.
+    let output = EncryptedTensor::from_bytes(&read_file(&dir.join("output.bin")).unwrap(), &cparams).unwrap();
+    let logits = client.decrypt(&output).unwrap();
+    let flooded = client.decrypt_flooded(&output, 8, &mut rng).unwrap();
+    for (i, image) in images.iter().enumerate() {
+        let expected = f.model.forward_image(image).unwrap();
+        let err = logits[i]
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let scale = expected.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        assert!(err / scale < BOUND, "image {i}: {err:.3e}");
+        assert_eq!(argmax(&logits[i]), argmax(&expected));
+        assert_eq!(argmax(&flooded[i]), argmax(&expected));
+        assert_ne!(flooded[i], logits[i]);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Artefacts that do not belong together, and damaged ones, are typed errors: another client's
+/// input or output, other parameters, missing keys, a model too deep for the parameters, and
+/// truncated or corrupted input files (never a panic, never a result).
+#[test]
+fn mixups_and_corrupted_artefacts_are_typed_errors() {
+    use transformer::deploy::{
+        read_server_artefact, write_file, Client, DeployError, EncryptedTensor, Server, ServerKeys,
+        ServerSetup,
+    };
+    use transformer::encrypted::VitOptions;
+    let f = fixture();
+    let dir = scratch("mixups");
+    let levels = EncryptedVit::levels_required(&f.model).unwrap();
+    let params = Parameters::toy(LOG_N, levels).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(32);
+    let options = VitOptions::default();
+    // A model deeper than the parameters.
+    let shallow = Parameters::toy(LOG_N, levels - 1).unwrap();
+    assert!(matches!(
+        ServerSetup::new(&f.model, &shallow, options, None),
+        Err(DeployError::Model(EncryptedError::Levels { .. }))
+    ));
+    let setup = ServerSetup::new(&f.model, &params, options, None).unwrap();
+    let interface = setup.interface().clone();
+    // An interface for other parameters.
+    let other = Parameters::toy(LOG_N, levels + 1).unwrap();
+    assert!(matches!(
+        Client::new(&other, interface.clone(), &mut rng),
+        Err(DeployError::Mismatch(_))
+    ));
+    let alice = Client::new(&params, interface.clone(), &mut rng).unwrap();
+    let bob = Client::new(&params, interface.clone(), &mut rng).unwrap();
+    alice.write_evaluation_keys(&dir.join("keys"), &mut rng).unwrap();
+    // Keys read under other parameters.
+    assert!(matches!(
+        ServerKeys::read(&dir.join("keys"), &other),
+        Err(DeployError::Mismatch(_))
+    ));
+    let server = Server::new(setup, ServerKeys::read(&dir.join("keys"), &params).unwrap()).unwrap();
+    let image = [f.images[0].as_slice()];
+    // Bob's input on Alice's keys.
+    let from_bob = bob.encrypt_images(&image, &mut rng).unwrap();
+    assert!(matches!(server.serve(&from_bob), Err(DeployError::Mismatch(_))));
+    let input = alice.encrypt_images(&image, &mut rng).unwrap();
+    // An input where an output is expected, and Alice's output decrypted by Bob.
+    assert!(matches!(alice.decrypt(&input), Err(DeployError::Mismatch(_))));
+    let output = server.serve(&input).unwrap();
+    assert!(matches!(bob.decrypt(&output), Err(DeployError::Mismatch(_))));
+    assert!(matches!(server.serve(&output), Err(DeployError::Mismatch(_))));
+    // A key directory without one rotation.
+    let manifest = dir.join("keys").join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let dropped = m["galois"].as_array_mut().unwrap().remove(0);
+    write_file(&manifest, m.to_string().as_bytes()).unwrap();
+    let setup = ServerSetup::new(&f.model, &params, options, None).unwrap();
+    match Server::new(setup, ServerKeys::read(&dir.join("keys"), &params).unwrap()) {
+        Err(DeployError::MissingKeys { rotations }) => {
+            assert_eq!(rotations, vec![dropped[0].as_i64().unwrap()])
+        }
+        other => panic!("expected missing keys, got {:?}", other.map(|_| ())),
+    }
+    // A manifest pointing outside its directory.
+    m["galois"].as_array_mut().unwrap()[0][1] = serde_json::json!("../input.bin");
+    write_file(&manifest, m.to_string().as_bytes()).unwrap();
+    assert!(matches!(
+        ServerKeys::read(&dir.join("keys"), &params),
+        Err(DeployError::Format(_))
+    ));
+    // Truncated and corrupted inputs: every truncation point of the header and a spread of byte
+    // flips over the whole file.
+    let bytes = input.to_bytes(&params);
+    let path = dir.join("input.bin");
+    let mut tried = 0;
+    let cuts = (0..80).chain((80..bytes.len()).step_by(bytes.len() / 50));
+    for cut in cuts {
+        write_file(&path, &bytes[..cut]).unwrap();
+        assert!(
+            read_server_artefact::<EncryptedTensor>(&path, &params).is_err(),
+            "cut {cut}"
+        );
+        tried += 1;
+    }
+    let mut rng2 = ChaCha20Rng::seed_from_u64(33);
+    for _ in 0..200 {
+        let mut b = bytes.clone();
+        let pos = rand::Rng::random_range(&mut rng2, 0..b.len());
+        let bit = rand::Rng::random_range(&mut rng2, 0..8);
+        b[pos] ^= 1 << bit;
+        write_file(&path, &b).unwrap();
+        assert!(
+            read_server_artefact::<EncryptedTensor>(&path, &params).is_err(),
+            "flip at {pos}"
+        );
+        tried += 1;
+    }
+    eprintln!("{tried} damaged inputs, all refused");
+    std::fs::remove_dir_all(&dir).ok();
+}

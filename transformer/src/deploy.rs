@@ -1,0 +1,911 @@
+//! The client/server split of encrypted ViT inference, with files between the two roles.
+//!
+//! 1. **Server, setup** ([`ServerSetup::new`]): prepares the model for the parameters and publishes
+//!    [`VitInterface`]: the parameters' digest, the image shape, the batch, the layouts, the start
+//!    level and the rotations whose keys it needs. The weights stay with the server; what is public is
+//!    the architecture's shapes (tokens, widths, classes, depth through the level count) and the data
+//!    normalisation.
+//! 2. **Client, keys** ([`Client::new`]): makes the secret key (kept, written only by its owner with
+//!    [`Client::secret_key_bytes`]), the public key, and the evaluation keys the interface lists,
+//!    written one file per key ([`Client::write_evaluation_keys`]) so that neither side holds a second
+//!    copy of several gigabytes while (de)serialising.
+//! 3. **Client, input** ([`Client::encrypt_images`]): a batch of normalised images in one
+//!    [`EncryptedTensor`], tagged with the client's key id.
+//! 4. **Server, evaluation** ([`Server::serve`]): the model on the ciphertexts with the evaluation keys;
+//!    the output is an [`EncryptedTensor`] too.
+//! 5. **Client, output** ([`Client::decrypt`], or [`Client::decrypt_flooded`] for results that will
+//!    be shared): the logits of every image.
+//!
+//! **No secret on the server, by type.** Everything the server reads from disk goes through
+//! [`read_server_artefact`], bounded by the sealed trait [`ServerArtefact`], which the public artefacts
+//! implement and [`SecretKey`](ckks::rlwe::SecretKey) does not; [`Server`] is built from a
+//! [`ServerSetup`] and [`ServerKeys`] only, and none of its fields can hold a secret key. Reading a
+//! secret key on the server side does not compile:
+//!
+//! ```compile_fail
+//! # use transformer::deploy::read_server_artefact;
+//! # fn f(p: &std::path::Path, params: &ckks::params::Parameters) {
+//! let sk: ckks::rlwe::SecretKey = read_server_artefact(p, params).unwrap();
+//! # }
+//! ```
+//!
+//! while the same call for a public artefact does:
+//!
+//! ```
+//! # use transformer::deploy::read_server_artefact;
+//! # fn f(p: &std::path::Path, params: &ckks::params::Parameters) {
+//! let pk: ckks::rlwe::PublicKey = read_server_artefact(p, params).unwrap();
+//! # }
+//! ```
+//!
+//! **Mix-ups are errors.** Every artefact carries the parameter digest (checked by the CKKS
+//! deserialisers); the evaluation keys and the encrypted tensors carry a key id (the first 16 bytes of
+//! the SHA-256 of the client's public key), so keys of one client with the input of another, an output
+//! returned to the wrong client, or an input for another model's layout give [`DeployError::Mismatch`]
+//! before any computation. (The server cannot check that evaluation keys were honestly derived from the
+//! secret behind the public key: a client that lies gets garbage back, only for itself.)
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ckks::circuits::matmul::{EncryptedMatrix, RowMajor};
+use ckks::params::{digest_of, Parameters};
+use ckks::ring::poly::galois_element_for_rotation;
+use ckks::rlwe::{Encryptor, KeyGenerator, PublicKey, SecretKey};
+use ckks::scheme::evaluator::{
+    decrypt_ckks, decrypt_ckks_flooded, Ciphertext, CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator,
+};
+use rand::CryptoRng;
+use serde::{Deserialize, Serialize};
+
+use crate::encrypted::{interleave_patches, EncryptedError, EncryptedVit, VitOptions};
+use crate::model::DataPrep;
+use crate::reference::ReferenceModel;
+
+/// Version of the interface, manifest and tensor formats.
+pub const FORMAT_VERSION: u32 = 1;
+/// Magic bytes of an [`EncryptedTensor`] file.
+const TENSOR_MAGIC: &[u8; 8] = b"PTHE-TNS";
+
+/// Errors of the client/server split.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// Reading or writing an artefact.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A JSON artefact that does not parse.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: serde_json::Error,
+    },
+    /// A CKKS error (deserialisation, parameter digests, levels, keys).
+    #[error(transparent)]
+    Ckks(#[from] ckks::Error),
+    /// Preparing or running the encrypted model.
+    #[error(transparent)]
+    Model(#[from] EncryptedError),
+    /// A malformed artefact.
+    #[error("malformed artefact: {0}")]
+    Format(String),
+    /// Artefacts that do not belong together (another client's keys, another model's layout, another
+    /// parameter set).
+    #[error("mismatch: {0}")]
+    Mismatch(String),
+    /// Evaluation keys without some of the rotations the model needs.
+    #[error("evaluation keys lack the relinearization key or rotations {rotations:?}")]
+    MissingKeys {
+        /// The missing rotations (empty when only the relinearization key is missing).
+        rotations: Vec<i64>,
+    },
+}
+
+/// Result of this module.
+pub type Result<T> = std::result::Result<T, DeployError>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DeployError + '_ {
+    move |source| DeployError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `bytes` to `path`, creating its directory.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    std::fs::write(path, bytes).map_err(io(path))
+}
+
+/// Reads `path`.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io(path))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| DeployError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_file(path, &bytes)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    serde_json::from_slice(&read_file(path)?).map_err(|source| DeployError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A row-major layout as published in the interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Rows (tokens times the batch).
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// Slots between rows.
+    pub stride: usize,
+    /// Slots per ciphertext.
+    pub slots: usize,
+}
+
+impl From<RowMajor> for Layout {
+    fn from(l: RowMajor) -> Self {
+        Self {
+            rows: l.rows,
+            cols: l.cols,
+            stride: l.stride,
+            slots: l.slots,
+        }
+    }
+}
+
+impl Layout {
+    /// The checked [`RowMajor`] layout.
+    ///
+    /// # Errors
+    /// [`DeployError::Format`] for an impossible layout.
+    pub fn row_major(&self) -> Result<RowMajor> {
+        RowMajor::new(self.rows, self.cols, Some(self.stride), self.slots)
+            .map_err(|e| DeployError::Format(format!("layout {self:?}: {e}")))
+    }
+}
+
+/// What the server publishes about a prepared model: all a client needs to make its keys and inputs
+/// and to read the outputs, and none of the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VitInterface {
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// SHA-256 digest of the CKKS parameters (hex).
+    pub params_digest: String,
+    /// `[channels, image side, patch side]`.
+    pub image: [usize; 3],
+    /// Classes.
+    pub classes: usize,
+    /// Images per ciphertext.
+    pub batch: usize,
+    /// Layout of the encrypted patch matrix.
+    pub input: Layout,
+    /// Layout of the encrypted logits (row `b` for image `b`).
+    pub output: Layout,
+    /// The level inputs are encrypted at.
+    pub start_level: usize,
+    /// Levels the model consumes (the output comes back at `start_level - levels`).
+    pub levels: usize,
+    /// Rotations whose Galois keys the server needs (exactly those it uses).
+    pub rotations: Vec<i64>,
+    /// How the client normalises the pixels, and the data set the model was trained on.
+    pub data: Option<DataPrep>,
+}
+
+impl VitInterface {
+    /// Checks that `params` are the parameters this interface was made for.
+    ///
+    /// # Errors
+    /// [`DeployError::Mismatch`] for other parameters, [`DeployError::Format`] for another version.
+    pub fn check_params(&self, params: &Parameters) -> Result<()> {
+        if self.version != FORMAT_VERSION {
+            return Err(DeployError::Format(format!(
+                "interface version {}, expected {FORMAT_VERSION}",
+                self.version
+            )));
+        }
+        if self.params_digest != hex(&params.digest()) {
+            return Err(DeployError::Mismatch(
+                "the interface was made for other CKKS parameters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the interface as JSON.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_json(path, self)
+    }
+
+    /// Reads an interface and checks it against `params`.
+    ///
+    /// # Errors
+    /// I/O and JSON errors, [`VitInterface::check_params`].
+    pub fn read(path: &Path, params: &Parameters) -> Result<Self> {
+        let i: Self = read_json(path)?;
+        i.check_params(params)?;
+        Ok(i)
+    }
+}
+
+/// Identifies a client's key pair: the first 16 bytes of the SHA-256 of its serialised public key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyId(pub [u8; 16]);
+
+impl KeyId {
+    fn of(pk: &PublicKey, params: &Parameters) -> Self {
+        let d = digest_of(&pk.to_bytes(params));
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&d[..16]);
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+/// Which way an [`EncryptedTensor`] travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    /// Client to server: the encrypted images.
+    Input,
+    /// Server to client: the encrypted logits.
+    Output,
+}
+
+impl TensorKind {
+    fn byte(self) -> u8 {
+        match self {
+            TensorKind::Input => 1,
+            TensorKind::Output => 2,
+        }
+    }
+}
+
+/// An encrypted matrix on its way between client and server, with its direction and key id.
+#[derive(Clone, Debug)]
+pub struct EncryptedTensor {
+    /// Direction.
+    pub kind: TensorKind,
+    /// The key pair it is encrypted under.
+    pub key_id: KeyId,
+    /// The layout and ciphertexts.
+    pub matrix: EncryptedMatrix,
+}
+
+impl EncryptedTensor {
+    /// Serialises: magic, version, kind, key id, layout, then each ciphertext with its length (each
+    /// ciphertext carries the parameter digest and a SHA-256 trailer of its own), then the SHA-256 of
+    /// all of it.
+    pub fn to_bytes(&self, params: &Parameters) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(TENSOR_MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.push(self.kind.byte());
+        out.extend_from_slice(&self.key_id.0);
+        let l = &self.matrix.layout;
+        for v in [l.rows, l.cols, l.stride, l.slots] {
+            out.extend_from_slice(&(v as u64).to_le_bytes());
+        }
+        out.extend_from_slice(&(self.matrix.tiles.len() as u32).to_le_bytes());
+        for ct in &self.matrix.tiles {
+            let b = ct.to_bytes(params);
+            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            out.extend_from_slice(&b);
+        }
+        let digest = digest_of(&out);
+        out.extend_from_slice(&digest);
+        out
+    }
+
+    /// Reads a tensor written by [`EncryptedTensor::to_bytes`] and validates it against `params`.
+    ///
+    /// # Errors
+    /// [`DeployError::Format`] for a checksum mismatch, wrong magic, version, kind, layout, counts or
+    /// lengths, or trailing bytes; CKKS deserialisation errors for the ciphertexts.
+    pub fn from_bytes(bytes: &[u8], params: &Parameters) -> Result<Self> {
+        let Some(body_len) = bytes.len().checked_sub(32) else {
+            return Err(DeployError::Format("truncated tensor".into()));
+        };
+        let (body, digest) = bytes.split_at(body_len);
+        if digest_of(body) != digest {
+            return Err(DeployError::Format(
+                "tensor checksum mismatch (corrupted or truncated)".into(),
+            ));
+        }
+        let mut r = body;
+        let mut take = |n: usize, what: &str| -> Result<&[u8]> {
+            if r.len() < n {
+                return Err(DeployError::Format(format!("truncated tensor ({what})")));
+            }
+            let (a, b) = r.split_at(n);
+            r = b;
+            Ok(a)
+        };
+        if take(8, "magic")? != TENSOR_MAGIC {
+            return Err(DeployError::Format("not an encrypted tensor".into()));
+        }
+        let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
+        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+        let version = u32_of(take(4, "version")?);
+        if version != FORMAT_VERSION {
+            return Err(DeployError::Format(format!("tensor version {version}")));
+        }
+        let kind = match take(1, "kind")?[0] {
+            1 => TensorKind::Input,
+            2 => TensorKind::Output,
+            k => return Err(DeployError::Format(format!("tensor kind {k}"))),
+        };
+        let mut id = [0u8; 16];
+        id.copy_from_slice(take(16, "key id")?);
+        let mut dims = [0usize; 4];
+        for d in &mut dims {
+            *d = usize::try_from(u64_of(take(8, "layout")?))
+                .map_err(|_| DeployError::Format("layout out of range".into()))?;
+        }
+        let layout = Layout {
+            rows: dims[0],
+            cols: dims[1],
+            stride: dims[2],
+            slots: dims[3],
+        }
+        .row_major()?;
+        let count = u32_of(take(4, "count")?) as usize;
+        if count != layout.tiles() {
+            return Err(DeployError::Format(format!(
+                "{count} ciphertexts for a layout of {} tiles",
+                layout.tiles()
+            )));
+        }
+        let mut tiles = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = usize::try_from(u64_of(take(8, "length")?))
+                .map_err(|_| DeployError::Format("length out of range".into()))?;
+            let ct = Ciphertext::from_bytes(take(len, "ciphertext")?, params)?;
+            if ct.slots() != layout.slots {
+                return Err(DeployError::Format(format!(
+                    "a ciphertext of {} slots in a layout of {}",
+                    ct.slots(),
+                    layout.slots
+                )));
+            }
+            tiles.push(ct);
+        }
+        if !r.is_empty() {
+            return Err(DeployError::Format(format!("{} trailing bytes", r.len())));
+        }
+        Ok(Self {
+            kind,
+            key_id: KeyId(id),
+            matrix: EncryptedMatrix { layout, tiles },
+        })
+    }
+
+    /// Checks direction, key id, layout, level and scale.
+    fn check(
+        &self,
+        kind: TensorKind,
+        key_id: KeyId,
+        layout: &Layout,
+        level: usize,
+        scale: f64,
+    ) -> Result<()> {
+        if self.kind != kind {
+            return Err(DeployError::Mismatch(format!(
+                "expected an {kind:?} tensor, got an {:?} one",
+                self.kind
+            )));
+        }
+        if self.key_id != key_id {
+            return Err(DeployError::Mismatch(format!(
+                "tensor encrypted under key {}, expected key {key_id}",
+                self.key_id
+            )));
+        }
+        if Layout::from(self.matrix.layout) != *layout {
+            return Err(DeployError::Mismatch(format!(
+                "tensor layout {:?}, expected {layout:?}",
+                self.matrix.layout
+            )));
+        }
+        for ct in &self.matrix.tiles {
+            let rel = (ct.scale() / scale - 1.0).abs();
+            if ct.level() != level || rel.is_nan() || rel > 1e-9 {
+                return Err(DeployError::Mismatch(format!(
+                    "ciphertext at level {} and scale 2^{:.3}, expected level {level} and 2^{:.3}",
+                    ct.level(),
+                    ct.scale().log2(),
+                    scale.log2()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// What the server may read from disk: the public artefacts only. Sealed, and not implemented for
+/// [`SecretKey`], so no server code path can deserialise a secret key.
+pub trait ServerArtefact: sealed::Sealed + Sized {
+    /// Reads and validates the artefact against `params`.
+    ///
+    /// # Errors
+    /// Deserialisation errors.
+    fn from_artefact_bytes(bytes: &[u8], params: &Parameters) -> Result<Self>;
+}
+
+impl sealed::Sealed for PublicKey {}
+impl ServerArtefact for PublicKey {
+    fn from_artefact_bytes(bytes: &[u8], params: &Parameters) -> Result<Self> {
+        Ok(PublicKey::from_bytes(bytes, params)?)
+    }
+}
+impl sealed::Sealed for EvaluationKeys {}
+impl ServerArtefact for EvaluationKeys {
+    fn from_artefact_bytes(bytes: &[u8], params: &Parameters) -> Result<Self> {
+        Ok(EvaluationKeys::from_bytes(bytes, params)?)
+    }
+}
+impl sealed::Sealed for EncryptedTensor {}
+impl ServerArtefact for EncryptedTensor {
+    fn from_artefact_bytes(bytes: &[u8], params: &Parameters) -> Result<Self> {
+        EncryptedTensor::from_bytes(bytes, params)
+    }
+}
+
+/// Reads a public artefact (server side). There is deliberately no way to read a secret key here.
+///
+/// # Errors
+/// I/O and deserialisation errors.
+pub fn read_server_artefact<T: ServerArtefact>(path: &Path, params: &Parameters) -> Result<T> {
+    T::from_artefact_bytes(&read_file(path)?, params)
+}
+
+/// Manifest of an evaluation-key directory: one file per key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct KeyManifest {
+    version: u32,
+    params_digest: String,
+    key_id: KeyId,
+    relin: String,
+    /// `(rotation, file)`.
+    galois: Vec<(i64, String)>,
+}
+
+/// File name of the manifest in an evaluation-key directory.
+pub const KEY_MANIFEST: &str = "manifest.json";
+
+/// What [`Client::write_evaluation_keys`] wrote.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyStats {
+    /// Key files (relinearization + Galois).
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// The client: owns the secret key; encrypts inputs and decrypts outputs for one [`VitInterface`].
+pub struct Client {
+    params: Arc<Parameters>,
+    interface: VitInterface,
+    sk: SecretKey,
+    pk: PublicKey,
+    key_id: KeyId,
+    encoder: CkksEncoder,
+    encryptor: CkksEncryptor,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("key_id", &self.key_id)
+            .field("sk", &self.sk)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A new client with fresh keys for `interface` (checked against `params`).
+    ///
+    /// # Errors
+    /// [`DeployError::Mismatch`] for an interface of other parameters; key generation errors.
+    pub fn new(params: &Arc<Parameters>, interface: VitInterface, rng: &mut impl CryptoRng) -> Result<Self> {
+        interface.check_params(params)?;
+        let kg = KeyGenerator::new(params);
+        let sk = kg.gen_secret_key(rng)?;
+        let pk = kg.gen_public_key(&sk, rng)?;
+        Self::assemble(params, interface, sk, pk)
+    }
+
+    /// A client from its saved keys ([`Client::secret_key_bytes`], [`Client::public_key_bytes`]).
+    ///
+    /// # Errors
+    /// Deserialisation errors; [`DeployError::Mismatch`] for an interface of other parameters.
+    pub fn open(
+        params: &Arc<Parameters>,
+        interface: VitInterface,
+        secret_key: &[u8],
+        public_key: &[u8],
+    ) -> Result<Self> {
+        interface.check_params(params)?;
+        let sk = SecretKey::import_owner_only(secret_key, params)?;
+        let pk = PublicKey::from_bytes(public_key, params)?;
+        Self::assemble(params, interface, sk, pk)
+    }
+
+    fn assemble(
+        params: &Arc<Parameters>,
+        interface: VitInterface,
+        sk: SecretKey,
+        pk: PublicKey,
+    ) -> Result<Self> {
+        Ok(Self {
+            key_id: KeyId::of(&pk, params),
+            encoder: CkksEncoder::new(params)?,
+            encryptor: CkksEncryptor(Encryptor::Public(pk.clone())),
+            params: params.clone(),
+            interface,
+            sk,
+            pk,
+        })
+    }
+
+    /// The key id tagged on everything this client sends.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The interface it works with.
+    pub fn interface(&self) -> &VitInterface {
+        &self.interface
+    }
+
+    /// The secret key, serialised for its owner's own storage (zeroized when dropped). Never send it.
+    pub fn secret_key_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        self.sk.export_owner_only()
+    }
+
+    /// The public key, serialised.
+    pub fn public_key_bytes(&self) -> Vec<u8> {
+        self.pk.to_bytes(&self.params)
+    }
+
+    /// Generates the relinearization key and a Galois key for every rotation of the interface, and
+    /// writes each to its own file in `dir` with a manifest: one key in memory at a time.
+    ///
+    /// # Errors
+    /// Key generation and I/O errors.
+    pub fn write_evaluation_keys(&self, dir: &Path, rng: &mut impl CryptoRng) -> Result<KeyStats> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let kg = KeyGenerator::new(&self.params);
+        let mut bytes = 0u64;
+        let mut write = |name: &str, keys: EvaluationKeys| -> Result<()> {
+            let b = keys.to_bytes(&self.params);
+            bytes += b.len() as u64;
+            write_file(&dir.join(name), &b)
+        };
+        write(
+            "relin.bin",
+            EvaluationKeys {
+                relin: Some(kg.gen_relin_key(&self.sk, rng)?),
+                ..Default::default()
+            },
+        )?;
+        let mut galois = Vec::with_capacity(self.interface.rotations.len());
+        for &r in &self.interface.rotations {
+            let g = galois_element_for_rotation(r, self.params.n());
+            let mut keys = EvaluationKeys::default();
+            keys.galois.insert(g, kg.gen_galois_key(&self.sk, g, rng)?);
+            let name = format!("rot_{r}.bin");
+            write(&name, keys)?;
+            galois.push((r, name));
+        }
+        let files = galois.len() + 1;
+        write_json(
+            &dir.join(KEY_MANIFEST),
+            &KeyManifest {
+                version: FORMAT_VERSION,
+                params_digest: hex(&self.params.digest()),
+                key_id: self.key_id,
+                relin: "relin.bin".into(),
+                galois,
+            },
+        )?;
+        Ok(KeyStats { files, bytes })
+    }
+
+    /// Encrypts up to `interface.batch` normalised `[channels, side, side]` images into one input.
+    ///
+    /// # Errors
+    /// [`DeployError::Model`] for more images than the batch or images of another shape; encryption
+    /// errors.
+    pub fn encrypt_images<I: AsRef<[f64]>>(
+        &self,
+        images: &[I],
+        rng: &mut impl CryptoRng,
+    ) -> Result<EncryptedTensor> {
+        let i = &self.interface;
+        let layout = i.input.row_major()?;
+        let [c, s, p] = i.image;
+        let patches = interleave_patches(images, (c, s, p), layout, i.batch)?;
+        let matrix = EncryptedMatrix::encrypt(
+            &self.params,
+            &self.encoder,
+            &self.encryptor,
+            layout,
+            &patches,
+            i.start_level,
+            rng,
+        )?;
+        Ok(EncryptedTensor {
+            kind: TensorKind::Input,
+            key_id: self.key_id,
+            matrix,
+        })
+    }
+
+    /// The logits of every image of the batch (row `b` for image `b`; rows past the images encrypted
+    /// hold the logits of a zero image).
+    ///
+    /// # Errors
+    /// [`DeployError::Mismatch`] for an output of another client, layout or level; decryption errors.
+    pub fn decrypt(&self, output: &EncryptedTensor) -> Result<Vec<Vec<f64>>> {
+        self.decrypt_with(output, |ct| Ok(decrypt_ckks(&self.sk, ct)?))
+    }
+
+    /// As [`Client::decrypt`] with noise flooding of `2^flood_bits` per coefficient
+    /// ([`decrypt_ckks_flooded`]): for outputs that will be shared, at the stated cost in precision.
+    ///
+    /// # Errors
+    /// As [`Client::decrypt`]; a flooding bound too close to `q_0`.
+    pub fn decrypt_flooded(
+        &self,
+        output: &EncryptedTensor,
+        flood_bits: u32,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<Vec<f64>>> {
+        self.decrypt_with(output, |ct| {
+            Ok(decrypt_ckks_flooded(&self.sk, ct, flood_bits, rng)?)
+        })
+    }
+
+    fn decrypt_with(
+        &self,
+        output: &EncryptedTensor,
+        mut dec: impl FnMut(&Ciphertext) -> Result<ckks::scheme::evaluator::Plaintext>,
+    ) -> Result<Vec<Vec<f64>>> {
+        let i = &self.interface;
+        output.check(
+            TensorKind::Output,
+            self.key_id,
+            &i.output,
+            i.start_level - i.levels,
+            self.params.default_scale(),
+        )?;
+        let decoded = output
+            .matrix
+            .tiles
+            .iter()
+            .map(|ct| Ok(self.encoder.decode(&dec(ct)?)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(output.matrix.layout.unpack(&decoded)?)
+    }
+}
+
+/// The server's prepared model before it has keys: what it publishes as a [`VitInterface`].
+#[derive(Debug)]
+pub struct ServerSetup {
+    params: Arc<Parameters>,
+    vit: EncryptedVit,
+    interface: VitInterface,
+}
+
+impl ServerSetup {
+    /// Prepares `model` for inputs at the top level of `params`.
+    ///
+    /// # Errors
+    /// [`DeployError::Model`] for a model that is unsupported or does not fit the parameters (levels,
+    /// slots).
+    pub fn new(
+        model: &ReferenceModel,
+        params: &Arc<Parameters>,
+        options: VitOptions,
+        data: Option<DataPrep>,
+    ) -> Result<Self> {
+        let encoder = CkksEncoder::new(params)?;
+        let vit = EncryptedVit::with_options(model, params, &encoder, params.max_level(), options)?;
+        let (c, s, p) = vit.image_shape();
+        let interface = VitInterface {
+            version: FORMAT_VERSION,
+            params_digest: hex(&params.digest()),
+            image: [c, s, p],
+            classes: vit.output_layout().cols,
+            batch: vit.batch(),
+            input: vit.input_layout().into(),
+            output: vit.output_layout().into(),
+            start_level: vit.start_level(),
+            levels: vit.levels_needed(),
+            rotations: vit.rotations_needed(),
+            data,
+        };
+        Ok(Self {
+            params: params.clone(),
+            vit,
+            interface,
+        })
+    }
+
+    /// The interface to publish.
+    pub fn interface(&self) -> &VitInterface {
+        &self.interface
+    }
+
+    /// The prepared model.
+    pub fn model(&self) -> &EncryptedVit {
+        &self.vit
+    }
+}
+
+/// Evaluation keys as the server loaded them, with the id of the client they belong to.
+#[derive(Debug)]
+pub struct ServerKeys {
+    keys: EvaluationKeys,
+    key_id: KeyId,
+}
+
+impl ServerKeys {
+    /// Reads an evaluation-key directory written by [`Client::write_evaluation_keys`].
+    ///
+    /// # Errors
+    /// I/O and deserialisation errors; [`DeployError::Mismatch`] for keys of other parameters;
+    /// [`DeployError::Format`] when a file holds another key than its manifest entry says.
+    pub fn read(dir: &Path, params: &Parameters) -> Result<Self> {
+        let m: KeyManifest = read_json(&dir.join(KEY_MANIFEST))?;
+        if m.version != FORMAT_VERSION {
+            return Err(DeployError::Format(format!("key manifest version {}", m.version)));
+        }
+        if m.params_digest != hex(&params.digest()) {
+            return Err(DeployError::Mismatch(
+                "evaluation keys made for other CKKS parameters".into(),
+            ));
+        }
+        let file = |name: &str| -> Result<PathBuf> {
+            // Plain file names only: the manifest cannot point outside its directory.
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                return Err(DeployError::Format(format!("key file name {name:?}")));
+            }
+            Ok(dir.join(name))
+        };
+        let relin: EvaluationKeys = read_server_artefact(&file(&m.relin)?, params)?;
+        let mut keys = EvaluationKeys {
+            relin: relin.relin,
+            ..Default::default()
+        };
+        if keys.relin.is_none() || !relin.galois.is_empty() {
+            return Err(DeployError::Format(format!(
+                "{} does not hold exactly the relinearization key",
+                m.relin
+            )));
+        }
+        for (r, name) in &m.galois {
+            let k: EvaluationKeys = read_server_artefact(&file(name)?, params)?;
+            let g = galois_element_for_rotation(*r, params.n());
+            match (k.relin, k.galois.len(), k.galois.into_iter().next()) {
+                (None, 1, Some((h, key))) if h == g => {
+                    keys.galois.insert(g, key);
+                }
+                _ => {
+                    return Err(DeployError::Format(format!(
+                        "{name} does not hold exactly the key of rotation {r}"
+                    )))
+                }
+            }
+        }
+        Ok(Self {
+            keys,
+            key_id: m.key_id,
+        })
+    }
+
+    /// Bytes held by the keys.
+    pub fn memory_bytes(&self) -> usize {
+        self.keys.memory_bytes()
+    }
+
+    /// The client the keys belong to.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+}
+
+/// The server: the prepared model and the evaluation keys of one client. No secret key can be
+/// stored in it (see the module documentation).
+#[derive(Debug)]
+pub struct Server {
+    setup: ServerSetup,
+    eval: Evaluator,
+    key_id: KeyId,
+}
+
+impl Server {
+    /// The server for `setup` with `keys`.
+    ///
+    /// # Errors
+    /// [`DeployError::MissingKeys`] when the relinearization key or a needed rotation is absent.
+    pub fn new(setup: ServerSetup, keys: ServerKeys) -> Result<Self> {
+        let have: BTreeSet<u64> = keys.keys.galois.keys().copied().collect();
+        let n = setup.params.n();
+        let missing: Vec<i64> = setup
+            .interface
+            .rotations
+            .iter()
+            .copied()
+            .filter(|&r| !have.contains(&galois_element_for_rotation(r, n)))
+            .collect();
+        if !missing.is_empty() || keys.keys.relin.is_none() {
+            return Err(DeployError::MissingKeys { rotations: missing });
+        }
+        Ok(Self {
+            eval: Evaluator::new(&setup.params, Arc::new(keys.keys)),
+            key_id: keys.key_id,
+            setup,
+        })
+    }
+
+    /// The interface it serves.
+    pub fn interface(&self) -> &VitInterface {
+        &self.setup.interface
+    }
+
+    /// Runs the model on an encrypted input of this server's client.
+    ///
+    /// # Errors
+    /// [`DeployError::Mismatch`] for an input of another client, direction, layout, level or scale;
+    /// evaluation errors.
+    pub fn serve(&self, input: &EncryptedTensor) -> Result<EncryptedTensor> {
+        let i = &self.setup.interface;
+        input.check(
+            TensorKind::Input,
+            self.key_id,
+            &i.input,
+            i.start_level,
+            self.setup.params.default_scale(),
+        )?;
+        let matrix = self.setup.vit.forward(&self.eval, &input.matrix)?;
+        Ok(EncryptedTensor {
+            kind: TensorKind::Output,
+            key_id: self.key_id,
+            matrix,
+        })
+    }
+}
