@@ -6,7 +6,10 @@
 //!   writes its CSV, headed by `#` provenance lines;
 //! - `plot <experiment> [--out results]`: draws its SVG figures from that CSV (never recomputes);
 //! - `report [--out results]`: regenerates `results/README.md`, every CSV and figure with the
-//!   command that made it.
+//!   command that made it;
+//! - `setup`, `keygen`, `encrypt`, `serve`, `decrypt`: encrypted inference as separate client and
+//!   server steps over a session directory ([`roles`]); `infer`: all of them over many images, with
+//!   the agreement report (the `he-agreement` experiment with your settings).
 
 mod csv_out;
 mod demo;
@@ -14,6 +17,7 @@ mod experiments;
 mod plot;
 mod provenance;
 mod report;
+mod roles;
 
 use std::path::PathBuf;
 
@@ -79,6 +83,76 @@ enum Command {
         /// Results directory.
         #[arg(long, default_value = "results")]
         out: PathBuf,
+    },
+    /// Server: prepares a polynomial ViT checkpoint and publishes the parameters and the interface.
+    Setup {
+        /// Session directory (files between client and server).
+        #[arg(long, default_value = "session")]
+        dir: PathBuf,
+        /// Polynomial checkpoint (e.g. runs/train_vit/cpu-seed0/polynomial); without it the tiny ViT
+        /// is trained on synthetic images and served at INSECURE toy parameters.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Images per ciphertext (default: as many as fit).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// log2 of the scale of the 128-bit N = 2^16 parameters.
+        #[arg(long, default_value_t = 35)]
+        log_scale: u32,
+    },
+    /// Client: makes the secret, public and evaluation keys for the published interface.
+    Keygen {
+        /// Session directory.
+        #[arg(long, default_value = "session")]
+        dir: PathBuf,
+        /// Accept INSECURE toy parameters (tests only).
+        #[arg(long)]
+        allow_insecure: bool,
+    },
+    /// Client: encrypts test images of the model's data set into one ciphertext.
+    Encrypt {
+        /// Session directory.
+        #[arg(long, default_value = "session")]
+        dir: PathBuf,
+        /// First test image.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// Number of images (default: a full batch).
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// Server: runs the model on the encrypted input with the client's evaluation keys.
+    Serve {
+        /// Session directory.
+        #[arg(long, default_value = "session")]
+        dir: PathBuf,
+    },
+    /// Client: decrypts the output and prints the classes.
+    Decrypt {
+        /// Session directory.
+        #[arg(long, default_value = "session")]
+        dir: PathBuf,
+        /// Noise flooding of 2^b per coefficient before decoding (for results that will be shared).
+        #[arg(long)]
+        flood_bits: Option<u32>,
+    },
+    /// All the steps over many images (batched), with the agreement against the f64 reference.
+    Infer {
+        /// Polynomial checkpoint; without it the tiny ViT at INSECURE toy parameters.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Test images (the first ones).
+        #[arg(long, default_value_t = 16)]
+        images: usize,
+        /// Images per ciphertext (default: as many as fit).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Session directory.
+        #[arg(long, default_value = "session")]
+        dir: PathBuf,
+        /// Writes he_agreement.csv there as well.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -154,6 +228,71 @@ fn main() -> Result<()> {
         Command::Report { out } => {
             let path = report::write(&out, &provenance::command_line())?;
             println!("wrote {}", path.display());
+            Ok(())
+        }
+        Command::Setup {
+            dir,
+            checkpoint,
+            batch,
+            log_scale,
+        } => roles::setup(&roles::SetupArgs {
+            dir,
+            checkpoint,
+            batch,
+            log_scale,
+        }),
+        Command::Keygen { dir, allow_insecure } => roles::keygen(&dir, allow_insecure),
+        Command::Encrypt { dir, first, count } => roles::encrypt(&dir, first, count),
+        Command::Serve { dir } => roles::serve(&dir),
+        Command::Decrypt { dir, flood_bits } => roles::decrypt(&dir, flood_bits).map(|_| ()),
+        Command::Infer {
+            checkpoint,
+            images,
+            batch,
+            dir,
+            out,
+        } => {
+            use experiments::he_agreement;
+            let secure = checkpoint.is_some();
+            let mut config =
+                he_agreement::Config::preset(if secure { Preset::Cpu } else { Preset::Tiny }, rand::random());
+            config.checkpoint = checkpoint;
+            config.images = images;
+            config.batch = batch;
+            config.session = dir;
+            let csv = match out {
+                Some(out) => {
+                    let args = RunArgs {
+                        preset: if secure { Preset::Cpu } else { Preset::Tiny },
+                        seed: config.seed,
+                        seeds: None,
+                        out,
+                    };
+                    let provenance = provenance::Provenance::collect(
+                        args.seed,
+                        args.preset.name(),
+                        &serde_json::to_string(&config)?,
+                    );
+                    let (rows, notes) = he_agreement::run(&config)?;
+                    std::fs::create_dir_all(&args.out)?;
+                    let path = args.out.join(he_agreement::CSV);
+                    csv_out::write_csv(&path, &provenance, &notes, &rows)?;
+                    path
+                }
+                None => {
+                    let (rows, notes) = he_agreement::run(&config)?;
+                    let path = std::env::temp_dir().join(format!("he_agreement-{}.csv", std::process::id()));
+                    csv_out::write_csv(
+                        &path,
+                        &provenance::Provenance::collect(config.seed, "infer", "{}"),
+                        &notes,
+                        &rows,
+                    )?;
+                    path
+                }
+            };
+            print!("{}", he_agreement::summary(&csv)?);
+            println!("rows: {}", csv.display());
             Ok(())
         }
     }
