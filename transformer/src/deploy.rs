@@ -61,7 +61,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encrypted::{interleave_patches, EncryptedError, EncryptedVit, VitOptions};
 use crate::model::DataPrep;
-use crate::reference::ReferenceModel;
+use crate::reference::{LayerValues, ReferenceModel};
 
 /// Version of the interface, manifest and tensor formats.
 pub const FORMAT_VERSION: u32 = 1;
@@ -699,6 +699,25 @@ impl Client {
         })
     }
 
+    /// **Debug mode**: decrypts the layer outputs of [`Server::serve_traced`] (row `t * batch + b`
+    /// is token `t` of image `b`; `logits` has row `b` for image `b`).
+    ///
+    /// # Errors
+    /// Decryption and decoding errors.
+    pub fn decrypt_trace(&self, trace: &[(String, EncryptedMatrix)]) -> Result<Vec<LayerValues>> {
+        trace
+            .iter()
+            .map(|(name, m)| {
+                let decoded = m
+                    .tiles
+                    .iter()
+                    .map(|ct| Ok(self.encoder.decode(&decrypt_ckks(&self.sk, ct)?)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((name.clone(), m.layout.unpack(&decoded)?))
+            })
+            .collect()
+    }
+
     fn decrypt_with(
         &self,
         output: &EncryptedTensor,
@@ -907,5 +926,41 @@ impl Server {
             key_id: self.key_id,
             matrix,
         })
+    }
+
+    /// **Debug mode**: as [`Server::serve`], also returning the encrypted token matrix after every
+    /// layer ([`EncryptedVit::forward_traced`]) for [`Client::decrypt_trace`]. The client then sees
+    /// the model's intermediate activations on its input, which say more about the weights than the
+    /// logits do: for debugging a model of one's own, not for serving others.
+    ///
+    /// # Errors
+    /// As [`Server::serve`].
+    pub fn serve_traced(
+        &self,
+        input: &EncryptedTensor,
+    ) -> Result<(EncryptedTensor, Vec<(String, EncryptedMatrix)>)> {
+        let i = &self.setup.interface;
+        input.check(
+            TensorKind::Input,
+            self.key_id,
+            &i.input,
+            i.start_level,
+            self.setup.params.default_scale(),
+        )?;
+        let mut trace = Vec::new();
+        let matrix = self
+            .setup
+            .vit
+            .forward_traced(&self.eval, &input.matrix, |name, m| {
+                trace.push((name.to_string(), m.clone()))
+            })?;
+        Ok((
+            EncryptedTensor {
+                kind: TensorKind::Output,
+                key_id: self.key_id,
+                matrix,
+            },
+            trace,
+        ))
     }
 }

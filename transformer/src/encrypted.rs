@@ -844,6 +844,24 @@ impl EncryptedVit {
     /// [`EncryptedError::Input`] for an input of another layout, level or scale; evaluation errors
     /// (a missing Galois or relinearization key among them).
     pub fn forward(&self, eval: &Evaluator, input: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+        self.forward_traced(eval, input, |_, _| {})
+    }
+
+    /// As [`EncryptedVit::forward`], handing `tap` the token matrix after each layer (for the
+    /// client-side precision diagnostics): `embed` (patch embedding plus positions), then per block
+    /// `blocks.{i}.attn` (after the attention residual) and `blocks.{i}.mlp` (after the MLP residual),
+    /// in the layout of the tokens, and `logits` (in [`EncryptedVit::output_layout`]).
+    /// [`ReferenceModel`]'s [`crate::reference::ReferenceModel::trace_image`] gives the same points in
+    /// f64.
+    ///
+    /// # Errors
+    /// As [`EncryptedVit::forward`].
+    pub fn forward_traced(
+        &self,
+        eval: &Evaluator,
+        input: &EncryptedMatrix,
+        mut tap: impl FnMut(&str, &EncryptedMatrix),
+    ) -> Result<EncryptedMatrix> {
         if input.layout != self.input_layout || input.tiles.len() != 1 {
             return Err(EncryptedError::Input(format!(
                 "layout {:?} in {} ciphertexts, expected {:?} in one",
@@ -864,12 +882,14 @@ impl EncryptedVit {
             }
         }
         let mut x = self.affine(&self.embed, eval, input)?;
-        for blk in &self.blocks {
-            x = self.block(eval, blk, &x)?;
+        tap("embed", &x);
+        for (i, blk) in self.blocks.iter().enumerate() {
+            x = self.block(eval, blk, &x, i, &mut tap)?;
         }
         let pooled = pool(eval, &x, self.batch)?;
         let mut out = self.affine(&self.head, eval, &pooled)?;
         out.layout = self.output_layout;
+        tap("logits", &out);
         Ok(out)
     }
 
@@ -878,7 +898,14 @@ impl EncryptedVit {
         a.apply(&self.params, self.encoder.as_ref(), eval, x)
     }
 
-    fn block(&self, eval: &Evaluator, blk: &Block, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+    fn block(
+        &self,
+        eval: &Evaluator,
+        blk: &Block,
+        x: &EncryptedMatrix,
+        index: usize,
+        tap: &mut impl FnMut(&str, &EncryptedMatrix),
+    ) -> Result<EncryptedMatrix> {
         let (q, k, v) = (
             self.affine(&blk.q, eval, x)?,
             self.affine(&blk.k, eval, x)?,
@@ -905,6 +932,7 @@ impl EncryptedVit {
         let o = blk.attention.apply_to_values(eval, &weights, &v)?;
         drop((weights, v));
         let x = residual(eval, x, &self.affine(&blk.proj, eval, &o)?)?;
+        tap(&format!("blocks.{index}.attn"), &x);
         let h = self.affine(&blk.fc1, eval, &x)?;
         let h = EncryptedMatrix {
             layout: h.layout,
@@ -914,7 +942,9 @@ impl EncryptedVit {
                 .map(|t| blk.act.evaluate(&mut arith, t))
                 .collect::<std::result::Result<Vec<_>, _>>()?,
         };
-        residual(eval, &x, &self.affine(&blk.fc2, eval, &h)?)
+        let y = residual(eval, &x, &self.affine(&blk.fc2, eval, &h)?)?;
+        tap(&format!("blocks.{index}.mlp"), &y);
+        Ok(y)
     }
 }
 

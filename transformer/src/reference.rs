@@ -63,6 +63,9 @@ pub enum ReferenceError {
     Checkpoint(#[from] CheckpointError),
 }
 
+/// A named point of the forward and the token rows there (see [`ReferenceModel::trace_image`]).
+pub type LayerValues = (String, Vec<Vec<f64>>);
+
 /// A linear map `y = x @ weight + bias`, `weight` `[rows = in, cols = out]` row-major (burn's layout).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
@@ -686,6 +689,33 @@ impl ReferenceModel {
             }
         };
         Ok(self.head.apply(&pooled))
+    }
+
+    /// The token matrix after each layer of one image, at the points where
+    /// [`crate::encrypted::EncryptedVit::forward_traced`] taps the encrypted forward: `embed`, per block
+    /// `blocks.{i}.attn` and `blocks.{i}.mlp`, and `logits` (one row). Models whose norms are all
+    /// folded (BatchNorm) only: the points sit between the residual additions.
+    ///
+    /// # Errors
+    /// [`ReferenceError::Input`] for a model with an unfolded (Layer) norm or an image of another size.
+    pub fn trace_image(&self, image: &[f64]) -> Result<Vec<LayerValues>, ReferenceError> {
+        if self.norm.is_some() || self.blocks.iter().any(|b| b.norm1.is_some() || b.norm2.is_some()) {
+            return Err(ReferenceError::Input(
+                "traces are defined for folded (BatchNorm) models".into(),
+            ));
+        }
+        let mut x = self.embed_image(image)?;
+        let mut trace = vec![("embed".to_string(), x.clone())];
+        for i in 0..self.blocks.len() {
+            let a = self.attention(i, &x, false);
+            add_rows(&mut x, &a);
+            trace.push((format!("blocks.{i}.attn"), x.clone()));
+            let m = self.mlp(i, &x);
+            add_rows(&mut x, &m);
+            trace.push((format!("blocks.{i}.mlp"), x.clone()));
+        }
+        trace.push(("logits".to_string(), vec![self.forward_image(image)?]));
+        Ok(trace)
     }
 
     /// Class logits of `n` images stored one after another (`images.len() = n * channels * s * s`).

@@ -650,3 +650,56 @@ fn mixups_and_corrupted_artefacts_are_typed_errors() {
     eprintln!("{tried} damaged inputs, all refused");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Debug mode: the decrypted token matrix after every layer matches the f64 reference's trace at the
+/// same points, for every image of a batch, within the bound.
+#[test]
+fn traced_layers_match_the_reference_trace() {
+    use transformer::deploy::{Client, Server, ServerKeys, ServerSetup};
+    use transformer::encrypted::VitOptions;
+    let f = fixture();
+    let dir = scratch("trace");
+    let levels = EncryptedVit::levels_required(&f.model).unwrap();
+    let params = Parameters::toy(LOG_N, levels).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let batch = 2;
+    let options = VitOptions {
+        batch,
+        ..VitOptions::default()
+    };
+    let setup = ServerSetup::new(&f.model, &params, options, None).unwrap();
+    let client = Client::new(&params, setup.interface().clone(), &mut rng).unwrap();
+    client.write_evaluation_keys(&dir, &mut rng).unwrap();
+    let server = Server::new(setup, ServerKeys::read(&dir, &params).unwrap()).unwrap();
+    let images: Vec<&[f64]> = f.images[..batch].iter().map(Vec::as_slice).collect();
+    let input = client.encrypt_images(&images, &mut rng).unwrap();
+    let (output, trace) = server.serve_traced(&input).unwrap();
+    let layers = client.decrypt_trace(&trace).unwrap();
+    let logits = client.decrypt(&output).unwrap();
+    for (b, image) in images.iter().enumerate() {
+        let reference = f.model.trace_image(image).unwrap();
+        let names: Vec<&str> = reference.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["embed", "blocks.0.attn", "blocks.0.mlp", "logits"]);
+        assert_eq!(layers.len(), reference.len());
+        for ((name, got), (rname, want)) in layers.iter().zip(&reference) {
+            assert_eq!(name, rname);
+            let mut err: f64 = 0.0;
+            let mut scale: f64 = 1.0;
+            for (t, row) in want.iter().enumerate() {
+                // Token rows are interleaved (t * batch + b); the logits have one row per image.
+                let r = if name == "logits" { b } else { t * batch + b };
+                for (a, w) in got[r].iter().zip(row) {
+                    err = err.max((a - w).abs());
+                    scale = scale.max(w.abs());
+                }
+            }
+            eprintln!(
+                "image {b} {name}: error {err:.2e}, {:.1} bits",
+                -(err / scale).log2()
+            );
+            assert!(err / scale < BOUND, "image {b} {name}: {err:.3e}");
+        }
+        assert_eq!(logits[b], layers.last().unwrap().1[b]);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -78,6 +78,9 @@ pub struct Config {
     /// Session directory for the files between client and server (the evaluation keys and inputs
     /// are deleted at the end).
     pub session: PathBuf,
+    /// Batches run in debug mode (the first ones): the server also returns every layer's output and
+    /// the client reports the precision per layer against the f64 reference.
+    pub trace_batches: usize,
 }
 
 impl Config {
@@ -98,6 +101,7 @@ impl Config {
                 encode_per_forward: true,
                 seed,
                 session,
+                trace_batches: 1,
             },
             Preset::Cpu => Self {
                 checkpoint: Some(
@@ -118,6 +122,7 @@ impl Config {
                 encode_per_forward: true,
                 seed,
                 session,
+                trace_batches: 1,
             },
         }
     }
@@ -192,6 +197,10 @@ pub struct Row {
     pub prepare_seconds: f64,
     /// Peak resident memory of the process so far (Linux `VmHWM`), GiB.
     pub peak_rss_gib: Option<f64>,
+    /// Debug-mode batches only: `layer bits; ...`, the precision of the token matrix after each layer
+    /// against the f64 reference (`-log2(max error / max(1, max |value|))`).
+    #[serde(default)]
+    pub layer_precision_bits: String,
 }
 
 /// The 128-bit literal for `levels` levels at scale `2^log_scale` at ring degree `2^log_n`: q_0 of
@@ -413,6 +422,33 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// `name bits; ...` for image `b` of a batch of `batch`: the decrypted layer outputs against the
+/// reference's (token rows interleaved `t * batch + b`; the logits have row `b`).
+fn layer_bits(
+    reference: &[transformer::reference::LayerValues],
+    decrypted: &[transformer::reference::LayerValues],
+    b: usize,
+    batch: usize,
+) -> Result<String> {
+    let mut parts = Vec::new();
+    for ((name, want), (got_name, got)) in reference.iter().zip(decrypted) {
+        if name != got_name {
+            bail!("trace point {got_name}, expected {name}");
+        }
+        let (mut err, mut scale) = (0.0f64, 1.0f64);
+        for (t, row) in want.iter().enumerate() {
+            let r = if name == "logits" { b } else { t * batch + b };
+            let g = got.get(r).ok_or_else(|| anyhow!("{name}: no row {r}"))?;
+            for (a, w) in g.iter().zip(row) {
+                err = err.max((a - w).abs());
+                scale = scale.max(w.abs());
+            }
+        }
+        parts.push(format!("{name} {:.1}", -(err / scale).log2()));
+    }
+    Ok(parts.join("; "))
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
@@ -529,8 +565,13 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
             "he-agreement: batch {bi} ({} images) encrypted; forward ...",
             idx.len()
         );
+        let traced = bi < config.trace_batches;
         let t = Instant::now();
-        let output = server.serve(&input)?;
+        let (output, trace) = if traced {
+            server.serve_traced(&input)?
+        } else {
+            (server.serve(&input)?, Vec::new())
+        };
         let batch_forward_seconds = t.elapsed().as_secs_f64();
         let output_path = to_client.join(format!("output_{bi}.bin"));
         write_file(&output_path, &output.to_bytes(&params))?;
@@ -541,6 +582,8 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
         let t = Instant::now();
         let logits = client.decrypt(&output)?;
         let decrypt_seconds = t.elapsed().as_secs_f64();
+        let layers = client.decrypt_trace(&trace)?;
+        drop(trace);
         let (input_bytes, output_bytes) = (file_len(&input_path), file_len(&output_path));
         let _ = std::fs::remove_file(&input_path);
         for (k, (&i, image)) in idx.iter().zip(&images).enumerate() {
@@ -555,6 +598,11 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
             let precision_bits = -(max_abs_error / max_abs_logit.max(1.0)).log2();
             let (encrypted_argmax, reference_argmax) = (argmax(got), argmax(&expected));
             let label = labels[k];
+            let layer_precision_bits = if traced {
+                layer_bits(&model.trace_image(image)?, &layers, k, idx.len())?
+            } else {
+                String::new()
+            };
             rows.push(Row {
                 security: security.into(),
                 batch: bi,
@@ -589,6 +637,7 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                 keygen_seconds,
                 prepare_seconds,
                 peak_rss_gib: peak_rss_gib(),
+                layer_precision_bits,
             });
         }
         let done = &rows[rows.len() - idx.len()..];
@@ -709,6 +758,29 @@ pub fn summary(csv: &Path) -> Result<String> {
             .reduce(f64::max)
             .map_or_else(|| "-".into(), |g| format!("{g:.2}")),
     ));
+    // Per-layer precision over the debug-mode images: the worst image per layer.
+    let mut layers: Vec<(String, f64, usize)> = Vec::new();
+    for r in rows.iter().filter(|r| !r.layer_precision_bits.is_empty()) {
+        for part in r.layer_precision_bits.split("; ") {
+            let Some((name, bits)) = part.rsplit_once(' ') else {
+                continue;
+            };
+            let bits: f64 = bits.parse().unwrap_or(f64::NAN);
+            match layers.iter_mut().find(|l| l.0 == name) {
+                Some(l) => {
+                    l.1 = l.1.min(bits);
+                    l.2 += 1;
+                }
+                None => layers.push((name.to_string(), bits, 1)),
+            }
+        }
+    }
+    if !layers.is_empty() {
+        out.push_str("\n| layer | min precision (bits) | images |\n|---|---|---|\n");
+        for (name, bits, n) in layers {
+            out.push_str(&format!("| {name} | {bits:.1} | {n} |\n"));
+        }
+    }
     Ok(out)
 }
 
@@ -766,6 +838,15 @@ mod tests {
         let table = summary(&csv).unwrap();
         assert!(table.contains("| 8 | INSECURE toy | 2^10 |"), "{table}");
         assert!(table.contains("| 100.0 % |"), "{table}");
+        // The first batch (4 images) in debug mode: every layer's precision.
+        assert!(table.contains("| blocks.0.mlp |"), "{table}");
+        for r in &rows {
+            assert_eq!(r.layer_precision_bits.is_empty(), r.batch > 0, "{r:?}");
+            for part in r.layer_precision_bits.split("; ").filter(|p| !p.is_empty()) {
+                let bits: f64 = part.rsplit_once(' ').unwrap().1.parse().unwrap();
+                assert!(bits > 20.0, "{part}");
+            }
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 }
