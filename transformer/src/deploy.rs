@@ -59,7 +59,7 @@ use ckks::scheme::evaluator::{
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
 
-use crate::encrypted::{interleave_patches, EncryptedError, EncryptedVit, VitOptions};
+use crate::encrypted::{interleave_patches, EncryptedError, EncryptedVit, ForwardProfile, VitOptions};
 use crate::model::DataPrep;
 use crate::reference::{LayerValues, ReferenceModel};
 
@@ -867,6 +867,17 @@ impl ServerKeys {
     }
 }
 
+/// What [`Server::serve_report`] returns.
+#[derive(Debug)]
+pub struct ServeReport {
+    /// The encrypted logits.
+    pub output: EncryptedTensor,
+    /// The encrypted layer outputs (debug mode only; empty otherwise).
+    pub trace: Vec<(String, EncryptedMatrix)>,
+    /// Where the time went.
+    pub profile: ForwardProfile,
+}
+
 /// The server: the prepared model and the evaluation keys of one client. No secret key can be
 /// stored in it (see the module documentation).
 #[derive(Debug)]
@@ -939,6 +950,16 @@ impl Server {
         &self,
         input: &EncryptedTensor,
     ) -> Result<(EncryptedTensor, Vec<(String, EncryptedMatrix)>)> {
+        let r = self.serve_report(input, true)?;
+        Ok((r.output, r.trace))
+    }
+
+    /// [`Server::serve`] with where the time went, and with the layer trace of
+    /// [`Server::serve_traced`] if `trace` (debug mode: see there).
+    ///
+    /// # Errors
+    /// As [`Server::serve`].
+    pub fn serve_report(&self, input: &EncryptedTensor, trace: bool) -> Result<ServeReport> {
         let i = &self.setup.interface;
         input.check(
             TensorKind::Input,
@@ -947,20 +968,23 @@ impl Server {
             i.start_level,
             self.setup.params.default_scale(),
         )?;
-        let mut trace = Vec::new();
-        let matrix = self
+        let mut layers = Vec::new();
+        let (matrix, profile) = self
             .setup
             .vit
             .forward_traced(&self.eval, &input.matrix, |name, m| {
-                trace.push((name.to_string(), m.clone()))
+                if trace {
+                    layers.push((name.to_string(), m.clone()))
+                }
             })?;
-        Ok((
-            EncryptedTensor {
+        Ok(ServeReport {
+            output: EncryptedTensor {
                 kind: TensorKind::Output,
                 key_id: self.key_id,
                 matrix,
             },
-            trace,
-        ))
+            trace: layers,
+            profile,
+        })
     }
 }

@@ -125,6 +125,36 @@ pub enum WeightEncoding {
     PerForward,
 }
 
+/// Where the time of one encrypted forward went, by kind of work (seconds, wall clock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ForwardProfile {
+    /// Encoding the weights of the linear layers ([`WeightEncoding::PerForward`] only).
+    pub encode: f64,
+    /// Plaintext-weight products and biases: patch embedding, Q K V, projection, MLP, head.
+    pub plain_matmul: f64,
+    /// Ciphertext-ciphertext products of the attention (score diagonals and scores times V).
+    pub cipher_matmul: f64,
+    /// Polynomial activations (attention sigma with its mask and length scaling, MLP GELU).
+    pub activations: f64,
+    /// Residual additions and mean pooling.
+    pub other: f64,
+}
+
+impl ForwardProfile {
+    /// All of it.
+    pub fn total(&self) -> f64 {
+        self.encode + self.plain_matmul + self.cipher_matmul + self.activations + self.other
+    }
+}
+
+/// Runs `f`, adding its wall-clock seconds to `slot`.
+fn timed<T>(slot: &mut f64, f: impl FnOnce() -> T) -> T {
+    let t = std::time::Instant::now();
+    let r = f();
+    *slot += t.elapsed().as_secs_f64();
+    r
+}
+
 impl Affine {
     /// `X W + B` for `X` at `level` in `input`; `bias_rows` gives row `t` of `B` (`rows x d'`, zero past
     /// the valid rows).
@@ -195,6 +225,7 @@ impl Affine {
         encoder: Option<&CkksEncoder>,
         eval: &Evaluator,
         x: &EncryptedMatrix,
+        profile: &mut ForwardProfile,
     ) -> Result<EncryptedMatrix> {
         let fresh;
         let (mm, bias) = match &self.encoded {
@@ -203,15 +234,19 @@ impl Affine {
                 let encoder = encoder.ok_or_else(|| {
                     EncryptedError::Input("weights encoded per forward but no encoder".into())
                 })?;
-                fresh = Self::encode(params, encoder, self.input, &self.w, &self.bias_rows, self.level)?;
+                fresh = timed(&mut profile.encode, || {
+                    Self::encode(params, encoder, self.input, &self.w, &self.bias_rows, self.level)
+                })?;
                 (&fresh.0, &fresh.1)
             }
         };
-        let mut y = mm.apply(eval, x)?;
-        for t in y.tiles.iter_mut() {
-            *t = eval.add_plain(t, bias)?;
-        }
-        Ok(y)
+        timed(&mut profile.plain_matmul, || {
+            let mut y = mm.apply(eval, x)?;
+            for t in y.tiles.iter_mut() {
+                *t = eval.add_plain(t, bias)?;
+            }
+            Ok(y)
+        })
     }
 }
 
@@ -844,13 +879,14 @@ impl EncryptedVit {
     /// [`EncryptedError::Input`] for an input of another layout, level or scale; evaluation errors
     /// (a missing Galois or relinearization key among them).
     pub fn forward(&self, eval: &Evaluator, input: &EncryptedMatrix) -> Result<EncryptedMatrix> {
-        self.forward_traced(eval, input, |_, _| {})
+        Ok(self.forward_traced(eval, input, |_, _| {})?.0)
     }
 
     /// As [`EncryptedVit::forward`], handing `tap` the token matrix after each layer (for the
     /// client-side precision diagnostics): `embed` (patch embedding plus positions), then per block
     /// `blocks.{i}.attn` (after the attention residual) and `blocks.{i}.mlp` (after the MLP residual),
-    /// in the layout of the tokens, and `logits` (in [`EncryptedVit::output_layout`]).
+    /// in the layout of the tokens, and `logits` (in [`EncryptedVit::output_layout`]). Returns the
+    /// logits and where the time went.
     /// [`ReferenceModel`]'s [`crate::reference::ReferenceModel::trace_image`] gives the same points in
     /// f64.
     ///
@@ -861,7 +897,7 @@ impl EncryptedVit {
         eval: &Evaluator,
         input: &EncryptedMatrix,
         mut tap: impl FnMut(&str, &EncryptedMatrix),
-    ) -> Result<EncryptedMatrix> {
+    ) -> Result<(EncryptedMatrix, ForwardProfile)> {
         if input.layout != self.input_layout || input.tiles.len() != 1 {
             return Err(EncryptedError::Input(format!(
                 "layout {:?} in {} ciphertexts, expected {:?} in one",
@@ -881,21 +917,28 @@ impl EncryptedVit {
                 )));
             }
         }
-        let mut x = self.affine(&self.embed, eval, input)?;
+        let mut prof = ForwardProfile::default();
+        let mut x = self.affine(&self.embed, eval, input, &mut prof)?;
         tap("embed", &x);
         for (i, blk) in self.blocks.iter().enumerate() {
-            x = self.block(eval, blk, &x, i, &mut tap)?;
+            x = self.block(eval, blk, &x, i, &mut tap, &mut prof)?;
         }
-        let pooled = pool(eval, &x, self.batch)?;
-        let mut out = self.affine(&self.head, eval, &pooled)?;
+        let pooled = timed(&mut prof.other, || pool(eval, &x, self.batch))?;
+        let mut out = self.affine(&self.head, eval, &pooled, &mut prof)?;
         out.layout = self.output_layout;
         tap("logits", &out);
-        Ok(out)
+        Ok((out, prof))
     }
 
     /// One linear layer (encoded now under [`WeightEncoding::PerForward`]).
-    fn affine(&self, a: &Affine, eval: &Evaluator, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
-        a.apply(&self.params, self.encoder.as_ref(), eval, x)
+    fn affine(
+        &self,
+        a: &Affine,
+        eval: &Evaluator,
+        x: &EncryptedMatrix,
+        prof: &mut ForwardProfile,
+    ) -> Result<EncryptedMatrix> {
+        a.apply(&self.params, self.encoder.as_ref(), eval, x, prof)
     }
 
     fn block(
@@ -905,44 +948,53 @@ impl EncryptedVit {
         x: &EncryptedMatrix,
         index: usize,
         tap: &mut impl FnMut(&str, &EncryptedMatrix),
+        prof: &mut ForwardProfile,
     ) -> Result<EncryptedMatrix> {
         let (q, k, v) = (
-            self.affine(&blk.q, eval, x)?,
-            self.affine(&blk.k, eval, x)?,
-            self.affine(&blk.v, eval, x)?,
+            self.affine(&blk.q, eval, x, prof)?,
+            self.affine(&blk.k, eval, x, prof)?,
+            self.affine(&blk.v, eval, x, prof)?,
         );
         // The attention's ciphertexts are dropped as soon as they are used (at N = 2^16 the score
         // diagonals and the weights are about a gigabyte each, the Galois keys a dozen).
-        let scores = blk.attention.scores(eval, &q, &k)?;
+        let scores = timed(&mut prof.cipher_matmul, || blk.attention.scores(eval, &q, &k))?;
         drop((q, k));
         let mut arith = CkksArith::new(&self.params, eval);
-        let weights = scores
-            .into_iter()
-            .zip(&blk.sigma_masks)
-            .map(|(s, mask)| {
-                let u = if blk.sigma_shift != 0.0 {
-                    eval.add_const(&s, blk.sigma_shift)?
-                } else {
-                    s
-                };
-                let a = blk.sigma.evaluate(&mut arith, &u)?;
-                Ok(eval.rescale(&eval.mul_plain(&a, mask)?)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let o = blk.attention.apply_to_values(eval, &weights, &v)?;
+        let weights = timed(&mut prof.activations, || {
+            scores
+                .into_iter()
+                .zip(&blk.sigma_masks)
+                .map(|(s, mask)| {
+                    let u = if blk.sigma_shift != 0.0 {
+                        eval.add_const(&s, blk.sigma_shift)?
+                    } else {
+                        s
+                    };
+                    let a = blk.sigma.evaluate(&mut arith, &u)?;
+                    Ok(eval.rescale(&eval.mul_plain(&a, mask)?)?)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let o = timed(&mut prof.cipher_matmul, || {
+            blk.attention.apply_to_values(eval, &weights, &v)
+        })?;
         drop((weights, v));
-        let x = residual(eval, x, &self.affine(&blk.proj, eval, &o)?)?;
+        let p = self.affine(&blk.proj, eval, &o, prof)?;
+        let x = timed(&mut prof.other, || residual(eval, x, &p))?;
         tap(&format!("blocks.{index}.attn"), &x);
-        let h = self.affine(&blk.fc1, eval, &x)?;
-        let h = EncryptedMatrix {
-            layout: h.layout,
-            tiles: h
-                .tiles
-                .iter()
-                .map(|t| blk.act.evaluate(&mut arith, t))
-                .collect::<std::result::Result<Vec<_>, _>>()?,
-        };
-        let y = residual(eval, &x, &self.affine(&blk.fc2, eval, &h)?)?;
+        let h = self.affine(&blk.fc1, eval, &x, prof)?;
+        let h = timed(&mut prof.activations, || {
+            Ok::<_, EncryptedError>(EncryptedMatrix {
+                layout: h.layout,
+                tiles: h
+                    .tiles
+                    .iter()
+                    .map(|t| blk.act.evaluate(&mut arith, t))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+            })
+        })?;
+        let f = self.affine(&blk.fc2, eval, &h, prof)?;
+        let y = timed(&mut prof.other, || residual(eval, &x, &f))?;
         tap(&format!("blocks.{index}.mlp"), &y);
         Ok(y)
     }

@@ -201,6 +201,21 @@ pub struct Row {
     /// against the f64 reference (`-log2(max error / max(1, max |value|))`).
     #[serde(default)]
     pub layer_precision_bits: String,
+    /// Of the batch's forward, seconds: encoding the weights of the linear layers.
+    #[serde(default)]
+    pub encode_seconds: f64,
+    /// Plaintext-weight products (embedding, Q K V, projection, MLP, head).
+    #[serde(default)]
+    pub plain_matmul_seconds: f64,
+    /// Ciphertext-ciphertext attention products.
+    #[serde(default)]
+    pub cipher_matmul_seconds: f64,
+    /// Polynomial activations (sigma with its mask, GELU).
+    #[serde(default)]
+    pub activation_seconds: f64,
+    /// Residuals and pooling.
+    #[serde(default)]
+    pub other_seconds: f64,
 }
 
 /// The 128-bit literal for `levels` levels at scale `2^log_scale` at ring degree `2^log_n`: q_0 of
@@ -567,12 +582,9 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
         );
         let traced = bi < config.trace_batches;
         let t = Instant::now();
-        let (output, trace) = if traced {
-            server.serve_traced(&input)?
-        } else {
-            (server.serve(&input)?, Vec::new())
-        };
+        let report = server.serve_report(&input, traced)?;
         let batch_forward_seconds = t.elapsed().as_secs_f64();
+        let (output, trace, profile) = (report.output, report.trace, report.profile);
         let output_path = to_client.join(format!("output_{bi}.bin"));
         write_file(&output_path, &output.to_bytes(&params))?;
         let level = |m: &EncryptedTensor| m.matrix.tiles.first().map_or(0, |c| c.level());
@@ -638,6 +650,11 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                 prepare_seconds,
                 peak_rss_gib: peak_rss_gib(),
                 layer_precision_bits,
+                encode_seconds: profile.encode,
+                plain_matmul_seconds: profile.plain_matmul,
+                cipher_matmul_seconds: profile.cipher_matmul,
+                activation_seconds: profile.activations,
+                other_seconds: profile.other,
             });
         }
         let done = &rows[rows.len() - idx.len()..];
@@ -758,6 +775,34 @@ pub fn summary(csv: &Path) -> Result<String> {
             .reduce(f64::max)
             .map_or_else(|| "-".into(), |g| format!("{g:.2}")),
     ));
+    // Where a batch's forward went (mean over the batches).
+    let per_batch = |f: &dyn Fn(&Row) -> f64| {
+        let mut seen = Vec::new();
+        let mut sum = 0.0;
+        for r in &rows {
+            if !seen.contains(&r.batch) {
+                seen.push(r.batch);
+                sum += f(r);
+            }
+        }
+        sum / seen.len().max(1) as f64
+    };
+    let total = per_batch(&|r| r.batch_forward_seconds);
+    if per_batch(&|r| r.plain_matmul_seconds) > 0.0 {
+        out.push_str(
+            "\n| forward per batch (s) | plaintext-weight matmul | ciphertext matmul (attention) | activations | weight encoding | residuals, pooling | normalisation | bootstrapping |\n\
+             |---|---|---|---|---|---|---|---|\n",
+        );
+        let cell = |v: f64| format!("{v:.1} ({:.0} %)", 100.0 * v / total.max(1e-12));
+        out.push_str(&format!(
+            "| {total:.1} | {} | {} | {} | {} | {} | 0 (folded into the linear maps) | 0 (none needed) |\n",
+            cell(per_batch(&|r| r.plain_matmul_seconds)),
+            cell(per_batch(&|r| r.cipher_matmul_seconds)),
+            cell(per_batch(&|r| r.activation_seconds)),
+            cell(per_batch(&|r| r.encode_seconds)),
+            cell(per_batch(&|r| r.other_seconds)),
+        ));
+    }
     // Per-layer precision over the debug-mode images: the worst image per layer.
     let mut layers: Vec<(String, f64, usize)> = Vec::new();
     for r in rows.iter().filter(|r| !r.layer_precision_bits.is_empty()) {
@@ -840,6 +885,15 @@ mod tests {
         assert!(table.contains("| 100.0 % |"), "{table}");
         // The first batch (4 images) in debug mode: every layer's precision.
         assert!(table.contains("| blocks.0.mlp |"), "{table}");
+        assert!(table.contains("| plaintext-weight matmul |"), "{table}");
+        for r in &rows {
+            let parts = r.encode_seconds
+                + r.plain_matmul_seconds
+                + r.cipher_matmul_seconds
+                + r.activation_seconds
+                + r.other_seconds;
+            assert!(parts > 0.0 && parts <= r.batch_forward_seconds * 1.001, "{r:?}");
+        }
         for r in &rows {
             assert_eq!(r.layer_precision_bits.is_empty(), r.batch > 0, "{r:?}");
             for part in r.layer_precision_bits.split("; ").filter(|p| !p.is_empty()) {
