@@ -67,7 +67,7 @@ impl Study {
             Study::Norm => &["ablation_norm_vit.svg", "ablation_norm_lm.svg"],
             Study::Range => &["ablation_range.svg", "ablation_range_ppl.svg"],
             Study::Stability => &["stability_lr.svg"],
-            Study::Degree => &["degree.svg"],
+            Study::Degree => &["degree.svg", "degree_depth.svg"],
             Study::Depth => &["depth.svg"],
         }
     }
@@ -136,6 +136,10 @@ pub struct Row {
     pub max_ln_var: Option<f64>,
     /// Training seconds of this stage in this run.
     pub train_seconds: f64,
+    /// Polynomial stage: the largest multiplicative depth of a fitted site polynomial (levels it
+    /// takes on a ciphertext, [`transformer::model::SitePoly::depth`]).
+    #[serde(default)]
+    pub poly_depth: Option<usize>,
 }
 
 fn pointwise(act: Activation, scaling: LengthScaling, placement: ScalePlacement) -> AttentionKind {
@@ -443,6 +447,12 @@ fn reuse_stage1(pc: &PipelineConfig, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The largest depth over the fitted site polynomials of the checkpoint in `dir`, if any.
+fn poly_depth(dir: &Path) -> Option<usize> {
+    let meta = transformer::model::Checkpoint::meta(dir).ok()?;
+    meta.polys?.sites.values().map(|f| f.poly.depth()).max()
+}
+
 /// Runs every variant for every seed.
 pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
     let mut rows = Vec::new();
@@ -507,6 +517,11 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                     max_act_input: s.ranges.map(|r| r.0),
                     max_ln_var: s.ranges.and_then(|r| (r.1 > 0.0).then_some(r.1)),
                     train_seconds: s.train_seconds,
+                    poly_depth: if stage == "polynomial" {
+                        poly_depth(&dir.join("polynomial"))
+                    } else {
+                        None
+                    },
                 };
                 if stage == "he_friendly" {
                     for (e, m) in &s.curve {
@@ -716,22 +731,40 @@ pub fn plot(study: Study, csv: &Path, out: &Path, provenance: &[String]) -> Resu
                 ),
             ),
         )),
-        Study::Degree => charts.push((
-            "degree.svg",
-            chart(
-                "Accuracy after polynomial substitution against degree (ViT, Fashion-MNIST subset)",
-                "GELU degree, or k for the composite ReLU gap 2^-k",
-                "held-out accuracy (%)",
-                false,
-                series(
-                    &rows,
-                    |r| r.stage == "polynomial",
-                    |r| r.group.clone(),
-                    |r| r.x,
-                    |r| r.accuracy_pct,
+        Study::Degree => {
+            charts.push((
+                "degree.svg",
+                chart(
+                    "Accuracy after polynomial substitution against degree (ViT, Fashion-MNIST subset)",
+                    "GELU degree, or k for the composite ReLU gap 2^-k",
+                    "held-out accuracy (%)",
+                    false,
+                    series(
+                        &rows,
+                        |r| r.stage == "polynomial",
+                        |r| r.group.clone(),
+                        |r| r.x,
+                        |r| r.accuracy_pct,
+                    ),
                 ),
-            ),
-        )),
+            ));
+            charts.push((
+                "degree_depth.svg",
+                chart(
+                    "Accuracy after polynomial substitution against multiplicative depth (ViT)",
+                    "multiplicative depth of the activation polynomial (levels)",
+                    "held-out accuracy (%)",
+                    false,
+                    series(
+                        &rows,
+                        |r| r.stage == "polynomial" && r.poly_depth.is_some(),
+                        |r| r.group.clone(),
+                        |r| r.poly_depth.map_or(f64::NAN, |d| d as f64),
+                        |r| r.accuracy_pct,
+                    ),
+                ),
+            ));
+        }
         Study::Depth => charts.push((
             "depth.svg",
             chart(
@@ -774,8 +807,8 @@ pub fn summary(csv: &Path) -> Result<String> {
         acc.entry(k).or_default().push(r);
     }
     let mut s = String::from(
-        "| variant | stage | seeds | accuracy % | perplexity | diverged | max act (train) | max act input | max LN var |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| variant | stage | seeds | accuracy % | perplexity | diverged | max act (train) | max act input | max LN var | poly depth |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for k in order {
         let rs = &acc[&k];
@@ -792,7 +825,7 @@ pub fn summary(csv: &Path) -> Result<String> {
             }
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |\n",
             k.0,
             k.1,
             rs.len(),
@@ -803,6 +836,10 @@ pub fn summary(csv: &Path) -> Result<String> {
             f(&|r| r.max_train_act),
             f(&|r| r.max_act_input.unwrap_or(f64::NAN)),
             f(&|r| r.max_ln_var.unwrap_or(f64::NAN)),
+            rs.iter()
+                .filter_map(|r| r.poly_depth)
+                .max()
+                .map_or_else(|| "-".into(), |d| d.to_string()),
         ));
     }
     Ok(s)
