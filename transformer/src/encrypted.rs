@@ -49,7 +49,9 @@ use ckks::circuits::matmul::{EncryptedAttention, EncryptedMatrix, PlainWeightMat
 use ckks::circuits::poly_eval::CkksArith;
 use ckks::params::Parameters;
 use ckks::rlwe::SecretKey;
-use ckks::scheme::evaluator::{decrypt_ckks, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, Plaintext};
+use ckks::scheme::evaluator::{
+    decrypt_ckks, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, OpCounts, Plaintext,
+};
 use poly_approx::eval::EvalPlan;
 use poly_approx::{ChebyshevPoly, Interval};
 use rand::CryptoRng;
@@ -94,6 +96,8 @@ pub type Result<T> = std::result::Result<T, EncryptedError>;
 /// A plaintext-weight product followed by the addition of a plaintext matrix (bias, positions).
 #[derive(Debug)]
 struct Affine {
+    /// Operations of one application (the BSGS product, its rescale).
+    counts: OpCounts,
     input: RowMajor,
     output: RowMajor,
     level: usize,
@@ -169,11 +173,21 @@ impl Affine {
     ) -> Result<Self> {
         let (mm, bias) = Self::encode(params, encoder, input, w, bias_rows, level)?;
         let (output, rotations) = (mm.output_layout(), mm.rotations_needed());
+        let c = mm.cost_per_tile();
+        let counts = OpCounts {
+            key_switches: c.key_switches,
+            // The baby steps share one decomposition; each giant step has its own.
+            decompositions: usize::from(c.hoisted_rotations > 0) + c.rotations - c.hoisted_rotations,
+            ct_mults: 0,
+            pt_mults: c.plaintext_mults,
+            rescales: 1,
+        };
         let (encoded, w, bias_rows) = match weights {
             WeightEncoding::Once => (Some((mm, bias)), Vec::new(), Vec::new()),
             WeightEncoding::PerForward => (None, w.to_vec(), bias_rows.to_vec()),
         };
         Ok(Self {
+            counts,
             input,
             output,
             level,
@@ -288,6 +302,9 @@ pub struct EncryptedVit {
     weights: WeightEncoding,
     /// Images per ciphertext (interleaved token-major: row `t * batch + b`).
     batch: usize,
+    /// Operations one forward performs, predicted from the layers' cost formulas and a dry run of
+    /// the activation polynomials on the level/scale simulator.
+    predicted: OpCounts,
     /// The encoder of the weights under [`WeightEncoding::PerForward`].
     encoder: Option<CkksEncoder>,
 }
@@ -365,6 +382,22 @@ fn site_plan(model: &ReferenceModel, site: &str) -> Result<(EvalPlan, f64, f64)>
     }
     let unit = ChebyshevPoly::new(c.coeffs.clone(), Interval::new(-1.0, 1.0)?)?;
     Ok((EvalPlan::new(&unit)?, alpha, beta))
+}
+
+/// The operations of one evaluation of `plan`, by a dry run on the level/scale simulator: each
+/// non-scalar product is a relinearized ciphertext product (one key switch).
+fn plan_counts(plan: &EvalPlan) -> Result<OpCounts> {
+    let mut sim = poly_approx::eval::SimEvaluator::default();
+    let x = sim.fresh(plan.depth());
+    plan.evaluate(&mut sim, &x)?;
+    let c = sim.counts();
+    Ok(OpCounts {
+        key_switches: c.nonscalar_mults,
+        decompositions: c.nonscalar_mults,
+        ct_mults: c.nonscalar_mults,
+        pt_mults: 0,
+        rescales: c.rescales,
+    })
 }
 
 /// Levels of one block given its two polynomial depths (see the module documentation).
@@ -700,6 +733,50 @@ impl EncryptedVit {
             ..head.output_layout()
         };
 
+        // The operation counts of one forward, layer by layer.
+        let mut predicted = embed.counts + head.counts;
+        let pooling = pool_rotations(tokens, batch * stride).len();
+        predicted = predicted
+            + OpCounts {
+                key_switches: pooling,
+                decompositions: if tokens.is_power_of_two() {
+                    pooling
+                } else {
+                    usize::from(pooling > 0)
+                },
+                ..OpCounts::default()
+            };
+        for blk in &blocks {
+            let n = blk.attention.offsets().len();
+            let a = blk.attention.cost();
+            let attention = OpCounts {
+                key_switches: a.rotations + a.ct_mults,
+                // K and V are each rotated hoisted; the in-head sums and broadcasts are not.
+                decompositions: 2 * usize::from(a.hoisted_rotations > 0)
+                    + (a.rotations - a.hoisted_rotations)
+                    + a.ct_mults,
+                ct_mults: a.ct_mults,
+                pt_mults: a.pt_mults,
+                // Each score diagonal: after the product and after the mask; one for scores x V.
+                rescales: 2 * n + 1,
+            };
+            let mask = OpCounts {
+                pt_mults: 1,
+                rescales: 1,
+                ..OpCounts::default()
+            };
+            predicted = predicted
+                + blk.q.counts
+                + blk.k.counts
+                + blk.v.counts
+                + attention
+                + (plan_counts(&blk.sigma)? + mask) * n
+                + blk.proj.counts
+                + blk.fc1.counts
+                + plan_counts(&blk.act)?
+                + blk.fc2.counts;
+        }
+
         let s = slots as i64;
         let mut rotations: Vec<i64> = rotations
             .into_iter()
@@ -721,6 +798,7 @@ impl EncryptedVit {
             rotations,
             weights,
             batch,
+            predicted,
             encoder: match weights {
                 WeightEncoding::Once => None,
                 WeightEncoding::PerForward => Some(CkksEncoder::new(params)?),
@@ -817,6 +895,14 @@ impl EncryptedVit {
     /// [`EncryptedError::Shape`] for more images than the batch or an image of another size.
     pub fn patch_matrix<I: AsRef<[f64]>>(&self, images: &[I]) -> Result<Vec<Vec<f64>>> {
         interleave_patches(images, self.image, self.input_layout, self.batch)
+    }
+
+    /// The operations one forward performs (key switches, decompositions, products, rescales),
+    /// predicted before running: from the cost formulas of the linear layers and the attention, and
+    /// a dry run of the activation polynomials on the level/scale simulator. A forward on an
+    /// [`Evaluator`] performs exactly these ([`Evaluator::op_counts`]).
+    pub fn predicted_op_counts(&self) -> OpCounts {
+        self.predicted
     }
 
     /// Images per ciphertext.

@@ -703,3 +703,50 @@ fn traced_layers_match_the_reference_trace() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The planner's prediction of one forward's operations (cost formulas plus a dry run of the
+/// polynomials on the level/scale simulator) is exactly what the evaluator counts, for one image and
+/// for a batch, with 4 and 9 tokens (pooling by inner sum and by hoisted rotations).
+#[test]
+fn predicted_operation_counts_are_what_the_forward_performs() {
+    use transformer::encrypted::VitOptions;
+    let f = fixture();
+    // 12x12 images of 4x4 patches: 9 tokens.
+    let nine = ModelConfig {
+        task: TaskConfig::Vision {
+            image_size: 12,
+            channels: 1,
+            patch: 4,
+            num_classes: 10,
+            class_token: false,
+        },
+        ..ModelConfig::vit_tiny()
+    };
+    let g = build(&nine, 0);
+    for (label, model, image, batch) in [
+        ("4 tokens", &f.model, &f.images[0], 1),
+        ("4 tokens x 3", &f.model, &f.images[0], 3),
+        ("9 tokens", &g.model, &g.images[0], 1),
+    ] {
+        let levels = EncryptedVit::levels_required(model).unwrap();
+        let params = Parameters::toy(LOG_N, levels).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(51);
+        let encoder = CkksEncoder::new(&params).unwrap();
+        let options = VitOptions {
+            batch,
+            ..VitOptions::default()
+        };
+        let vit = EncryptedVit::with_options(model, &params, &encoder, params.max_level(), options).unwrap();
+        let c = client(&params, &vit.rotations_needed(), &mut rng);
+        let eval = Evaluator::new(&params, Arc::new(c.keys));
+        let input = vit
+            .encrypt_images(&c.encoder, &c.encryptor, &[image.as_slice()], &mut rng)
+            .unwrap();
+        assert_eq!(eval.op_counts(), Default::default());
+        vit.forward(&eval, &input).unwrap();
+        let (got, predicted) = (eval.op_counts(), vit.predicted_op_counts());
+        eprintln!("{label}: predicted {predicted:?}, counted {got:?}");
+        assert_eq!(got, predicted, "{label}");
+        assert!(got.key_switches > 0 && got.ct_mults > 0 && got.rescales >= levels);
+    }
+}

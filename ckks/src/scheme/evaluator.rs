@@ -187,11 +187,77 @@ impl EvaluationKeys {
     }
 }
 
+/// Counts of the operations an [`Evaluator`] performed (what costs time: key switches dominate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    /// Key switches: rotations and conjugations (identity rotations excluded) and relinearizations.
+    pub key_switches: usize,
+    /// Decompositions (ModUp) of a polynomial for key switching; hoisted rotations share one.
+    pub decompositions: usize,
+    /// Ciphertext-ciphertext products (each also one key switch, the relinearization).
+    pub ct_mults: usize,
+    /// Ciphertext-plaintext products.
+    pub pt_mults: usize,
+    /// Rescales.
+    pub rescales: usize,
+}
+
+impl std::ops::Add for OpCounts {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self {
+            key_switches: self.key_switches + o.key_switches,
+            decompositions: self.decompositions + o.decompositions,
+            ct_mults: self.ct_mults + o.ct_mults,
+            pt_mults: self.pt_mults + o.pt_mults,
+            rescales: self.rescales + o.rescales,
+        }
+    }
+}
+
+impl std::ops::Mul<usize> for OpCounts {
+    type Output = Self;
+    fn mul(self, k: usize) -> Self {
+        Self {
+            key_switches: self.key_switches * k,
+            decompositions: self.decompositions * k,
+            ct_mults: self.ct_mults * k,
+            pt_mults: self.pt_mults * k,
+            rescales: self.rescales * k,
+        }
+    }
+}
+
+/// Relaxed atomic counters behind [`OpCounts`] (the evaluator is shared across threads).
+#[derive(Debug, Default)]
+struct Counters([std::sync::atomic::AtomicUsize; 5]);
+
+impl Counters {
+    const KEY_SWITCHES: usize = 0;
+    const DECOMPOSITIONS: usize = 1;
+    const CT_MULTS: usize = 2;
+    const PT_MULTS: usize = 3;
+    const RESCALES: usize = 4;
+
+    fn add(&self, which: usize, n: usize) {
+        if let Some(c) = self.0.get(which) {
+            c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self, which: usize) -> usize {
+        self.0
+            .get(which)
+            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// Homomorphic operations.
 #[derive(Debug)]
 pub struct Evaluator {
     params: Arc<Parameters>,
     keys: Arc<EvaluationKeys>,
+    counters: Counters,
 }
 
 impl Evaluator {
@@ -200,6 +266,26 @@ impl Evaluator {
         Self {
             params: params.clone(),
             keys,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The operations performed since the evaluator was made or the counts were reset.
+    pub fn op_counts(&self) -> OpCounts {
+        let c = &self.counters;
+        OpCounts {
+            key_switches: c.get(Counters::KEY_SWITCHES),
+            decompositions: c.get(Counters::DECOMPOSITIONS),
+            ct_mults: c.get(Counters::CT_MULTS),
+            pt_mults: c.get(Counters::PT_MULTS),
+            rescales: c.get(Counters::RESCALES),
+        }
+    }
+
+    /// Sets the operation counts back to zero.
+    pub fn reset_op_counts(&self) {
+        for c in &self.counters.0 {
+            c.store(0, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -261,6 +347,7 @@ impl Evaluator {
     /// [`Error::LevelMismatch`], [`Error::InvalidSlots`].
     pub fn mul_plain(&self, a: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
         self.check_pair(a, pt.level(), a.scale, pt.slots)?;
+        self.counters.add(Counters::PT_MULTS, 1);
         let mut out = a.clone();
         for c in out.inner.c.iter_mut() {
             c.mul_assign(&pt.poly)?;
@@ -299,6 +386,9 @@ impl Evaluator {
         let mut d1 = a0.mul(b1)?;
         d1.mul_then_add_assign(a1, b0)?;
         let d2 = a1.mul(b1)?;
+        self.counters.add(Counters::CT_MULTS, 1);
+        self.counters.add(Counters::KEY_SWITCHES, 1);
+        self.counters.add(Counters::DECOMPOSITIONS, 1);
         let (u0, u1) = key_switch(&self.params, &d2, rlk)?;
         d0.add_assign(&u0)?;
         d1.add_assign(&u1)?;
@@ -463,6 +553,7 @@ impl Evaluator {
     pub fn rescale(&self, a: &Ciphertext) -> Result<Ciphertext> {
         let level = a.level();
         let div = self.params.rescaler(level)?;
+        self.counters.add(Counters::RESCALES, 1);
         let c = a
             .inner
             .c
@@ -494,6 +585,8 @@ impl Evaluator {
             .ok_or(Error::MissingGaloisKey { galois_element: g })?;
         let c0 = a.inner.c[0].automorphism(g)?;
         let c1 = a.inner.c[1].automorphism(g)?;
+        self.counters.add(Counters::KEY_SWITCHES, 1);
+        self.counters.add(Counters::DECOMPOSITIONS, 1);
         let (u0, u1) = key_switch(&self.params, &c1, key)?;
         let mut r0 = c0;
         r0.add_assign(&u0)?;
@@ -535,6 +628,11 @@ impl Evaluator {
             return Ok(vec![a.clone(); keys.len()]);
         }
         let dec = decompose(&self.params, &a.inner.c[1])?;
+        self.counters.add(Counters::DECOMPOSITIONS, 1);
+        self.counters.add(
+            Counters::KEY_SWITCHES,
+            keys.iter().filter(|k| k.is_some()).count(),
+        );
         keys.into_iter()
             .map(|entry| {
                 let Some((g, key)) = entry else {
