@@ -84,6 +84,22 @@ enum Command {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Server: the plan of a checkpoint before running it: parameters, levels, keys, the operations
+    /// of one forward and their predicted time from operation costs measured on the spot.
+    Plan {
+        /// Polynomial checkpoint; without it the tiny ViT at INSECURE toy parameters.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Images per ciphertext (default: as many as fit).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// log2 of the scale of the 128-bit N = 2^16 parameters.
+        #[arg(long, default_value_t = 35)]
+        log_scale: u32,
+        /// Repetitions of each timed operation (the median is used).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
     /// Server: prepares a polynomial ViT checkpoint and publishes the parameters and the interface.
     Setup {
         /// Session directory (files between client and server).
@@ -230,6 +246,12 @@ fn main() -> Result<()> {
             println!("wrote {}", path.display());
             Ok(())
         }
+        Command::Plan {
+            checkpoint,
+            batch,
+            log_scale,
+            reps,
+        } => roles::plan(checkpoint.as_deref(), batch, log_scale, reps),
         Command::Setup {
             dir,
             checkpoint,
