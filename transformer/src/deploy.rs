@@ -917,6 +917,22 @@ impl Server {
         &self.setup.interface
     }
 
+    /// Operations its evaluator performed so far (compare one forward with
+    /// [`EncryptedVit::predicted_op_counts`] of [`ServerSetup::model`]).
+    pub fn op_counts(&self) -> ckks::scheme::evaluator::OpCounts {
+        self.eval.op_counts()
+    }
+
+    /// Sets the operation counts back to zero.
+    pub fn reset_op_counts(&self) {
+        self.eval.reset_op_counts();
+    }
+
+    /// The operations one forward is predicted to perform.
+    pub fn predicted_op_counts(&self) -> ckks::scheme::evaluator::OpCounts {
+        self.setup.vit.predicted_op_counts()
+    }
+
     /// Runs the model on an encrypted input of this server's client.
     ///
     /// # Errors

@@ -216,6 +216,16 @@ pub struct Row {
     /// Residuals and pooling.
     #[serde(default)]
     pub other_seconds: f64,
+    /// Key switches of the batch's forward (counted; equal to the planner's prediction, or the run
+    /// stops).
+    #[serde(default)]
+    pub key_switches: usize,
+    /// Ciphertext-ciphertext products of the forward (counted = predicted).
+    #[serde(default)]
+    pub ct_mults: usize,
+    /// Ciphertext-plaintext products of the forward (counted = predicted).
+    #[serde(default)]
+    pub pt_mults: usize,
 }
 
 /// The 128-bit literal for `levels` levels at scale `2^log_scale` at ring degree `2^log_n`: q_0 of
@@ -582,7 +592,15 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
         );
         let traced = bi < config.trace_batches;
         let t = Instant::now();
+        server.reset_op_counts();
         let report = server.serve_report(&input, traced)?;
+        let counted = server.op_counts();
+        if counted != server.predicted_op_counts() {
+            bail!(
+                "the forward performed {counted:?}, the plan predicted {:?}",
+                server.predicted_op_counts()
+            );
+        }
         let batch_forward_seconds = t.elapsed().as_secs_f64();
         let (output, trace, profile) = (report.output, report.trace, report.profile);
         let output_path = to_client.join(format!("output_{bi}.bin"));
@@ -655,6 +673,9 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                 cipher_matmul_seconds: profile.cipher_matmul,
                 activation_seconds: profile.activations,
                 other_seconds: profile.other,
+                key_switches: counted.key_switches,
+                ct_mults: counted.ct_mults,
+                pt_mults: counted.pt_mults,
             });
         }
         let done = &rows[rows.len() - idx.len()..];
@@ -893,6 +914,7 @@ mod tests {
                 + r.activation_seconds
                 + r.other_seconds;
             assert!(parts > 0.0 && parts <= r.batch_forward_seconds * 1.001, "{r:?}");
+            assert!(r.key_switches > 0 && r.ct_mults > 0 && r.pt_mults > 0, "{r:?}");
         }
         for r in &rows {
             assert_eq!(r.layer_precision_bits.is_empty(), r.batch > 0, "{r:?}");
