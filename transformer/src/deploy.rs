@@ -724,11 +724,17 @@ impl Client {
         mut dec: impl FnMut(&Ciphertext) -> Result<ckks::scheme::evaluator::Plaintext>,
     ) -> Result<Vec<Vec<f64>>> {
         let i = &self.interface;
+        let level = i.start_level.checked_sub(i.levels).ok_or_else(|| {
+            DeployError::Format(format!(
+                "interface: {} levels from start level {}",
+                i.levels, i.start_level
+            ))
+        })?;
         output.check(
             TensorKind::Output,
             self.key_id,
             &i.output,
-            i.start_level - i.levels,
+            level,
             self.params.default_scale(),
         )?;
         let decoded = output
