@@ -140,6 +140,12 @@ pub struct Row {
     /// takes on a ciphertext, [`transformer::model::SitePoly::depth`]).
     #[serde(default)]
     pub poly_depth: Option<usize>,
+    /// Share of held-out predictions in evaluation batches with a non-finite loss.
+    #[serde(default)]
+    pub non_finite_share: f64,
+    /// Perplexity over the batches with a finite loss (language models).
+    #[serde(default)]
+    pub finite_perplexity: f64,
 }
 
 fn pointwise(act: Activation, scaling: LengthScaling, placement: ScalePlacement) -> AttentionKind {
@@ -517,6 +523,8 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                     max_act_input: s.ranges.map(|r| r.0),
                     max_ln_var: s.ranges.and_then(|r| (r.1 > 0.0).then_some(r.1)),
                     train_seconds: s.train_seconds,
+                    non_finite_share: s.metrics.non_finite_share,
+                    finite_perplexity: s.metrics.finite_perplexity,
                     poly_depth: if stage == "polynomial" {
                         poly_depth(&dir.join("polynomial"))
                     } else {
@@ -531,6 +539,8 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                             accuracy_pct: 100.0 * m.accuracy,
                             perplexity: m.perplexity,
                             diverged: m.non_finite || !m.loss.is_finite(),
+                            non_finite_share: m.non_finite_share,
+                            finite_perplexity: m.finite_perplexity,
                             max_act_input: None,
                             max_ln_var: None,
                             train_seconds: 0.0,
@@ -697,14 +707,20 @@ pub fn plot(study: Study, csv: &Path, out: &Path, provenance: &[String]) -> Resu
                 chart(
                     "LM range minimisation: perplexity after polynomial substitution",
                     "alpha (weight of the activation range loss)",
-                    "held-out perplexity of the polynomial model",
+                    "held-out perplexity of the polynomial model (finite batches)",
                     false,
                     series(
                         &rows,
                         |r| r.stage == "polynomial",
                         |r| r.group.clone(),
                         |r| r.x,
-                        |r| r.perplexity,
+                        |r| {
+                            if r.finite_perplexity > 0.0 {
+                                r.finite_perplexity
+                            } else {
+                                r.perplexity
+                            }
+                        },
                     ),
                 ),
             ));
@@ -807,8 +823,8 @@ pub fn summary(csv: &Path) -> Result<String> {
         acc.entry(k).or_default().push(r);
     }
     let mut s = String::from(
-        "| variant | stage | seeds | accuracy % | perplexity | diverged | max act (train) | max act input | max LN var | poly depth |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| variant | stage | seeds | accuracy % | perplexity | perplexity, finite batches | non-finite share | diverged | max act (train) | max act input | max LN var | poly depth |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for k in order {
         let rs = &acc[&k];
@@ -825,12 +841,18 @@ pub fn summary(csv: &Path) -> Result<String> {
             }
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} |\n",
             k.0,
             k.1,
             rs.len(),
             f(&|r| r.accuracy_pct),
             f(&|r| r.perplexity),
+            f(&|r| if r.finite_perplexity > 0.0 {
+                r.finite_perplexity
+            } else {
+                f64::NAN
+            }),
+            f(&|r| r.non_finite_share),
             rs.iter().filter(|r| r.diverged).count(),
             rs.len(),
             f(&|r| r.max_train_act),

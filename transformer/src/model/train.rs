@@ -222,6 +222,14 @@ pub struct Metrics {
     pub count: usize,
     /// Whether any logit was NaN or infinite.
     pub non_finite: bool,
+    /// Share of the predictions in evaluation batches whose loss was not finite (a polynomial fed an
+    /// input outside its interval can blow up on a few items and make `loss` NaN).
+    #[serde(default)]
+    pub non_finite_share: f64,
+    /// `exp` of the mean loss over the batches whose loss was finite (equal to `perplexity` when
+    /// `non_finite_share` is 0).
+    #[serde(default)]
+    pub finite_perplexity: f64,
 }
 
 /// Evaluates on the held-out split (or the first `limit` items of it) with exact functions or the
@@ -236,6 +244,7 @@ pub fn evaluate<B: Backend>(
     let device = model.pos.val().device();
     let n = data.len(true).min(limit.unwrap_or(usize::MAX));
     let (mut loss_sum, mut correct, mut count, mut non_finite) = (0.0, 0usize, 0usize, false);
+    let (mut finite_sum, mut finite_count) = (0.0, 0usize);
     let idx: Vec<usize> = (0..n).collect();
     for chunk in idx.chunks(batch.max(1)) {
         let mut f = match polys {
@@ -245,7 +254,10 @@ pub fn evaluate<B: Backend>(
         let (loss, logits, y) = batch_loss(model, make_batch::<B>(data, true, chunk, &device), &mut f);
         let preds = logits.dims()[0];
         let l: f64 = loss.into_scalar().elem();
-        if !l.is_finite() {
+        if l.is_finite() {
+            finite_sum += l * preds as f64;
+            finite_count += preds;
+        } else {
             non_finite = true;
         }
         loss_sum += l * preds as f64;
@@ -267,6 +279,8 @@ pub fn evaluate<B: Backend>(
         perplexity: loss.exp(),
         count,
         non_finite,
+        non_finite_share: (count - finite_count) as f64 / count.max(1) as f64,
+        finite_perplexity: (finite_sum / finite_count.max(1) as f64).exp(),
     }
 }
 
