@@ -75,7 +75,25 @@ fn task_data(cfg: &ModelConfig, n_train: usize) -> TaskData {
 
 /// A seeded model trained for 5 steps at a high learning rate (so LayerNorm/BatchNorm parameters and
 /// BatchNorm running statistics are far from their initial values), in inference mode.
+/// burn's ndarray backend draws initial weights (and training randomness) from one process-wide
+/// generator: tests running in parallel threads would interleave their draws and get different models
+/// from run to run. Every test that creates a model holds this lock from seeding to the end of training.
+static MODEL_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn model_rng() -> std::sync::MutexGuard<'static, ()> {
+    MODEL_RNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An untrained model, created under [`model_rng`].
+fn fresh(cfg: &ModelConfig) -> Transformer<Cpu> {
+    let _rng = model_rng();
+    Transformer::<Cpu>::new(cfg, &NdArrayDevice::default())
+}
+
 fn trained(cfg: &ModelConfig, data: &TaskData) -> Transformer<Cpu> {
+    let _rng = model_rng();
     let device = NdArrayDevice::default();
     <CpuTrain as Backend>::seed(&device, 1);
     let model = Transformer::<CpuTrain>::new(cfg, &device);
@@ -442,8 +460,7 @@ fn checkpoint_round_trip() {
 #[test]
 fn bad_weights_config_and_inputs_are_errors() {
     let cfg = ModelConfig::vit_tiny();
-    let device = NdArrayDevice::default();
-    let weights = export_f64(&Transformer::<Cpu>::new(&cfg, &device)).unwrap();
+    let weights = export_f64(&fresh(&cfg)).unwrap();
     assert!(ReferenceModel::new(&cfg, &weights, None).is_ok());
 
     for name in [
@@ -482,7 +499,7 @@ fn bad_weights_config_and_inputs_are_errors() {
     assert!(matches!(&r, Err(ReferenceError::InvalidTensor { .. })), "{r:?}");
 
     // Weights of a LayerNorm model under a BatchNorm configuration.
-    let ln = export_f64(&Transformer::<Cpu>::new(&cfg.original(), &device)).unwrap();
+    let ln = export_f64(&fresh(&cfg.original())).unwrap();
     let r = ReferenceModel::new(&cfg, &ln, None);
     assert!(matches!(&r, Err(ReferenceError::MissingTensor(_))), "{r:?}");
 
@@ -502,12 +519,7 @@ fn bad_weights_config_and_inputs_are_errors() {
     assert_eq!(reference.forward_image(&[0.0; 64]).unwrap().len(), 10);
 
     let lm = ModelConfig::lm_tiny();
-    let reference = ReferenceModel::new(
-        &lm,
-        &export_f64(&Transformer::<Cpu>::new(&lm, &device)).unwrap(),
-        None,
-    )
-    .unwrap();
+    let reference = ReferenceModel::new(&lm, &export_f64(&fresh(&lm)).unwrap(), None).unwrap();
     assert!(matches!(
         reference.forward_tokens(&[]),
         Err(ReferenceError::Input(_))
