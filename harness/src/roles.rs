@@ -30,7 +30,7 @@ use transformer::model::Checkpoint;
 use transformer::reference::ReferenceModel;
 
 use crate::experiments::he_agreement::{
-    normalised_image, parameters_for, test_images, tiny_checkpoint, write_private,
+    normalised_image, parameters_for, switching_key_bytes, test_images, tiny_checkpoint, write_private,
 };
 
 /// The paths of a session directory.
@@ -81,6 +81,35 @@ fn mib(b: usize) -> f64 {
     b as f64 / (1u64 << 20) as f64
 }
 
+/// The server's preparation of `model`, as `setup` and `plan` do it: 128-bit N = 2^16 parameters with
+/// exactly the levels the model needs at scale `2^log_scale` (the INSECURE toy N = 2^10 set unless
+/// `secure`), `batch` images per ciphertext (default: as many as fit), weights encoded per forward.
+fn prepare(
+    model: &ReferenceModel,
+    secure: bool,
+    log_scale: u32,
+    batch: Option<usize>,
+    data: Option<transformer::model::DataPrep>,
+) -> Result<(ServerSetup, std::sync::Arc<Parameters>, &'static str)> {
+    let levels = EncryptedVit::levels_required(model)?;
+    let (log_n, log_scale) = if secure { (16, log_scale) } else { (10, 40) };
+    let (params, security) = parameters_for(levels, log_n, log_scale, secure)?;
+    let batch = match batch {
+        Some(b) => b,
+        None => EncryptedVit::max_batch(model, &params)?,
+    };
+    let setup = ServerSetup::new(
+        model,
+        &params,
+        VitOptions {
+            weights: WeightEncoding::PerForward,
+            batch,
+        },
+        data,
+    )?;
+    Ok((setup, params, security))
+}
+
 /// Options of `setup`.
 #[derive(Debug, Clone)]
 pub struct SetupArgs {
@@ -110,22 +139,12 @@ pub fn setup(args: &SetupArgs) -> Result<()> {
     let model = ReferenceModel::from_checkpoint(&checkpoint)
         .with_context(|| format!("loading {}", checkpoint.display()))?;
     let data = Checkpoint::meta(&checkpoint)?.data;
-    let levels = EncryptedVit::levels_required(&model)?;
-    let (log_n, log_scale) = if secure { (16, args.log_scale) } else { (10, 40) };
-    let (params, security) = parameters_for(levels, log_n, log_scale, secure)?;
-    let batch = match args.batch {
-        Some(b) => b,
-        None => EncryptedVit::max_batch(&model, &params)?,
-    };
-    let setup = ServerSetup::new(
-        &model,
-        &params,
-        VitOptions {
-            weights: WeightEncoding::PerForward,
-            batch,
-        },
-        Some(data),
-    )?;
+    let (setup, params, security) = prepare(&model, secure, args.log_scale, args.batch, Some(data))?;
+    let (log_n, levels, batch) = (
+        params.literal().log_n,
+        setup.model().levels_needed(),
+        setup.interface().batch,
+    );
     write_file(&s.to_client("params.bin"), &parameters_to_bytes(&params))?;
     setup.interface().write(&s.to_client("interface.json"))?;
     let state = ServerState {
@@ -513,30 +532,11 @@ pub fn plan(checkpoint: Option<&Path>, batch: Option<usize>, log_scale: u32, rep
         None => (tiny_checkpoint(&tmp, 0)?, false),
     };
     let model = ReferenceModel::from_checkpoint(&checkpoint)?;
-    let levels = EncryptedVit::levels_required(&model)?;
-    let (log_n, log_scale) = if secure { (16, log_scale) } else { (10, 40) };
-    let (params, security) = parameters_for(levels, log_n, log_scale, secure)?;
-    let batch = match batch {
-        Some(b) => b,
-        None => EncryptedVit::max_batch(&model, &params)?,
-    };
-    let setup = ServerSetup::new(
-        &model,
-        &params,
-        VitOptions {
-            weights: WeightEncoding::PerForward,
-            batch,
-        },
-        None,
-    )?;
+    let (setup, params, security) = prepare(&model, secure, log_scale, batch, None)?;
+    let (log_n, batch) = (params.literal().log_n, setup.interface().batch);
     let vit = setup.model();
     let c = vit.predicted_op_counts();
-    let key_bytes = (vit.rotations_needed().len() + 1)
-        * params.dnum()
-        * 2
-        * (params.q().len() + params.p().len())
-        * params.n()
-        * 8;
+    let key_bytes = (vit.rotations_needed().len() + 1) * switching_key_bytes(&params);
     println!(
         "plan: {}: {security}, N = 2^{log_n}, log QP = {:.1}, {} levels used of {}, 0 bootstraps",
         checkpoint.display(),

@@ -708,20 +708,30 @@ impl Client {
         trace
             .iter()
             .map(|(name, m)| {
-                let decoded = m
-                    .tiles
-                    .iter()
-                    .map(|ct| Ok(self.encoder.decode(&decrypt_ckks(&self.sk, ct)?)?))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok((name.clone(), m.layout.unpack(&decoded)?))
+                let rows = self.decode_matrix(m, |ct| Ok(decrypt_ckks(&self.sk, ct)?))?;
+                Ok((name.clone(), rows))
             })
             .collect()
+    }
+
+    /// The rows of `m`, each tile decrypted by `dec` and decoded.
+    fn decode_matrix(
+        &self,
+        m: &EncryptedMatrix,
+        mut dec: impl FnMut(&Ciphertext) -> Result<ckks::scheme::evaluator::Plaintext>,
+    ) -> Result<Vec<Vec<f64>>> {
+        let decoded = m
+            .tiles
+            .iter()
+            .map(|ct| Ok(self.encoder.decode(&dec(ct)?)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(m.layout.unpack(&decoded)?)
     }
 
     fn decrypt_with(
         &self,
         output: &EncryptedTensor,
-        mut dec: impl FnMut(&Ciphertext) -> Result<ckks::scheme::evaluator::Plaintext>,
+        dec: impl FnMut(&Ciphertext) -> Result<ckks::scheme::evaluator::Plaintext>,
     ) -> Result<Vec<Vec<f64>>> {
         let i = &self.interface;
         let level = i.start_level.checked_sub(i.levels).ok_or_else(|| {
@@ -737,13 +747,7 @@ impl Client {
             level,
             self.params.default_scale(),
         )?;
-        let decoded = output
-            .matrix
-            .tiles
-            .iter()
-            .map(|ct| Ok(self.encoder.decode(&dec(ct)?)?))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(output.matrix.layout.unpack(&decoded)?)
+        self.decode_matrix(&output.matrix, dec)
     }
 }
 
@@ -945,20 +949,7 @@ impl Server {
     /// [`DeployError::Mismatch`] for an input of another client, direction, layout, level or scale;
     /// evaluation errors.
     pub fn serve(&self, input: &EncryptedTensor) -> Result<EncryptedTensor> {
-        let i = &self.setup.interface;
-        input.check(
-            TensorKind::Input,
-            self.key_id,
-            &i.input,
-            i.start_level,
-            self.setup.params.default_scale(),
-        )?;
-        let matrix = self.setup.vit.forward(&self.eval, &input.matrix)?;
-        Ok(EncryptedTensor {
-            kind: TensorKind::Output,
-            key_id: self.key_id,
-            matrix,
-        })
+        Ok(self.serve_report(input, false)?.output)
     }
 
     /// **Debug mode**: as [`Server::serve`], also returning the encrypted token matrix after every

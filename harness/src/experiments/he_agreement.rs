@@ -276,7 +276,7 @@ pub fn secure_literal(log_n: u32, levels: usize, log_scale: u32) -> Result<Param
 }
 
 /// Bytes of one switching key under `params`: `dnum` digits of two polynomials over `Q_L P`.
-fn switching_key_bytes(params: &Parameters) -> usize {
+pub fn switching_key_bytes(params: &Parameters) -> usize {
     params.dnum() * 2 * (params.q().len() + params.p().len()) * params.n() * 8
 }
 
