@@ -512,7 +512,9 @@ pub fn calibrate(params: &std::sync::Arc<Parameters>, level: usize, reps: usize)
     Ok(OpCosts {
         level,
         rotation,
-        hoisted_extra: (hoisted_two - rotation).max(0.0),
+        // A further rotation of a hoisted batch cannot cost more than a whole one; noisy timings on
+        // a loaded machine can say otherwise.
+        hoisted_extra: (hoisted_two - rotation).clamp(0.0, rotation),
         mul_relin,
         mul_plain,
         rescale,
