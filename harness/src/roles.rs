@@ -30,7 +30,8 @@ use transformer::model::Checkpoint;
 use transformer::reference::ReferenceModel;
 
 use crate::experiments::he_agreement::{
-    normalised_image, parameters_for, switching_key_bytes, test_images, tiny_checkpoint, write_private,
+    argmax, normalised_image, parameters_for, switching_key_bytes, test_images, tiny_checkpoint,
+    write_private,
 };
 
 /// The paths of a session directory.
@@ -324,11 +325,7 @@ pub fn decrypt(dir: &Path, flood_bits: Option<u32>) -> Result<Vec<usize>> {
     let mut classes = Vec::new();
     for (k, (&image, &label)) in request.images.iter().zip(&request.labels).enumerate() {
         let l = logits.get(k).context("fewer logits than images")?;
-        let class = l
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(c, _)| c);
+        let class = argmax(l);
         println!(
             "decrypt: test image {image}: class {class} (label {label}); logits {}",
             l.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(" ")
@@ -408,8 +405,7 @@ mod tests {
         for (k, &c) in classes.iter().enumerate() {
             let (im, _) = normalised_image(&test, &prep, 5 + k).unwrap();
             let r = model.forward_image(&im).unwrap();
-            let expected = r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-            assert_eq!(c, expected, "image {}", 5 + k);
+            assert_eq!(c, argmax(&r), "image {}", 5 + k);
         }
         std::fs::remove_dir_all(&dir).ok();
     }

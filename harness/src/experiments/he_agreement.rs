@@ -294,7 +294,8 @@ fn peak_rss_gib() -> Option<f64> {
     Some(kib / (1u64 << 20) as f64)
 }
 
-fn argmax(v: &[f64]) -> usize {
+/// Index of the largest value (the first of equals; 0 for an empty slice).
+pub fn argmax(v: &[f64]) -> usize {
     v.iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
