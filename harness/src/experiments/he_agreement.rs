@@ -294,7 +294,7 @@ fn peak_rss_gib() -> Option<f64> {
     Some(kib / (1u64 << 20) as f64)
 }
 
-/// Index of the largest value (the first of equals; 0 for an empty slice).
+/// Index of the largest value (the last of equals, as `Iterator::max_by`; 0 for an empty slice).
 pub fn argmax(v: &[f64]) -> usize {
     v.iter()
         .enumerate()
