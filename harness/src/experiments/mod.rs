@@ -121,6 +121,22 @@ Experiment {
     summary: train::summary,
 },
 Experiment {
+    name: "train-vit-mnist",
+    description: "The train-vit conversion with the same model and settings on MNIST (the main table's second vision set)",
+    presets: &[
+        (Preset::Tiny, "tiny ViT on synthetic 8x8 images (seconds)"),
+        (
+            Preset::Cpu,
+            "CPU-scale poly-ViT (16 tokens x 64, 2 blocks) on MNIST, 10 epochs per model (tens of minutes)",
+        ),
+    ],
+    csv: train::CSV_VIT_MNIST,
+    plots: &[],
+    run: run_train_vit_mnist,
+    plot: train::plot,
+    summary: train::summary,
+},
+Experiment {
     name: "train-lm",
     description: "Staged conversion of a causal LM (original, HE-friendly, range-minimised, polynomial): perplexity per stage",
     presets: &[
@@ -268,6 +284,16 @@ fn run_train_vit(args: &RunArgs) -> Result<PathBuf> {
     })
 }
 
+fn run_train_vit_mnist(args: &RunArgs) -> Result<PathBuf> {
+    let mut config = train::Config::preset(train::Which::VitMnist, args.preset, args.seed);
+    if let Some(n) = args.seeds {
+        config.seeds = (args.seed..args.seed + n as u64).collect();
+    }
+    run_and_write(args, train::CSV_VIT_MNIST, &config, |c| {
+        train::run(train::Which::VitMnist, c)
+    })
+}
+
 fn run_train_lm(args: &RunArgs) -> Result<PathBuf> {
     let mut config = train::Config::preset(train::Which::Lm, args.preset, args.seed);
     if let Some(n) = args.seeds {
@@ -395,11 +421,24 @@ mod tests {
         assert!(find("nope").is_err());
     }
 
+    /// The MNIST run is the Fashion-MNIST pipeline on other data, with checkpoints of its own.
+    #[test]
+    fn mnist_preset_differs_only_in_data() {
+        let fashion = train::Config::preset(train::Which::Vit, Preset::Cpu, 0);
+        let mnist = train::Config::preset(train::Which::VitMnist, Preset::Cpu, 0);
+        assert_eq!(mnist.pipeline.dataset, transformer::pipeline::Dataset::Mnist);
+        assert_ne!(fashion.run_dir, mnist.run_dir);
+        let mut same = mnist.pipeline.clone();
+        same.dataset = fashion.pipeline.dataset;
+        assert_eq!(same, fashion.pipeline);
+    }
+
     /// Every training experiment at the tiny preset: CSV schema, sane values, figures drawn.
     #[test]
     fn training_experiments_tiny() {
         for name in [
             "train-vit",
+            "train-vit-mnist",
             "train-lm",
             "ablation-attention",
             "ablation-norm",

@@ -16,6 +16,8 @@ use super::Preset;
 
 /// CSV of `train-vit`.
 pub const CSV_VIT: &str = "train_vit.csv";
+/// CSV of `train-vit-mnist`.
+pub const CSV_VIT_MNIST: &str = "train_vit_mnist.csv";
 /// CSV of `train-lm`.
 pub const CSV_LM: &str = "train_lm.csv";
 
@@ -24,6 +26,8 @@ pub const CSV_LM: &str = "train_lm.csv";
 pub enum Which {
     /// Poly-ViT on Fashion-MNIST.
     Vit,
+    /// The same poly-ViT (same settings) on MNIST.
+    VitMnist,
     /// Poly-LM on Wikipedia text.
     Lm,
 }
@@ -47,7 +51,11 @@ impl Config {
         let mut pipeline = match (which, preset) {
             (Which::Vit, Preset::Cpu) => PipelineConfig::vit_fashion_cpu(),
             (Which::Lm, Preset::Cpu) => PipelineConfig::lm_wiki_cpu(),
-            (Which::Vit, Preset::Tiny) => PipelineConfig::vit_tiny(),
+            (Which::VitMnist, Preset::Cpu) => PipelineConfig {
+                dataset: transformer::pipeline::Dataset::Mnist,
+                ..PipelineConfig::vit_fashion_cpu()
+            },
+            (Which::Vit | Which::VitMnist, Preset::Tiny) => PipelineConfig::vit_tiny(),
             (Which::Lm, Preset::Tiny) => PipelineConfig::lm_tiny(),
         };
         pipeline.train.seed = seed;
@@ -57,6 +65,7 @@ impl Config {
         };
         let name = match which {
             Which::Vit => "train_vit",
+            Which::VitMnist => "train_vit_mnist",
             Which::Lm => "train_lm",
         };
         Config {
@@ -138,7 +147,7 @@ pub fn run(which: Which, config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
             let poly = matches!(s.stage, Stage::Polynomial | Stage::PolynomialTuned);
             Row {
                 model: match which {
-                    Which::Vit => "vit".into(),
+                    Which::Vit | Which::VitMnist => "vit".into(),
                     Which::Lm => "lm".into(),
                 },
                 dataset: dataset.clone(),
