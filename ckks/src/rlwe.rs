@@ -14,12 +14,14 @@
 //!   (<https://eprint.iacr.org/2018/931>).
 
 use crate::error::{Error, Result};
+use crate::math::dot::{self, Permutation};
 use crate::params::{digits_at_level, Parameters, SecretDistribution};
-use crate::ring::accumulator::ProductAccumulator;
 use crate::ring::basis::RingBasis;
+use crate::ring::poly::ntt_automorphism_permutation;
 use crate::ring::sampling::{gaussian, ternary, ternary_hamming, uniform};
 use crate::ring::{Coeff, Ntt, RnsPoly};
 use rand_core::CryptoRng;
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// The secret key `s`, over `Q_L P` in NTT form. Zeroized on drop; `Debug` prints no key material.
@@ -368,24 +370,54 @@ pub fn key_switch_decomposed(
             reason: "switching key has too few digits for this level",
         });
     }
-    let mut acc0 = ProductAccumulator::new(ring_qp);
-    let mut acc1 = ProductAccumulator::new(ring_qp);
-    for (up, (kb, ka)) in dec.digits.iter().zip(&key.digits) {
-        let rotated;
-        let up = match galois {
-            Some(g) => {
-                rotated = up.automorphism(g)?;
-                &rotated
-            }
-            None => up,
-        };
-        acc0.add_product(up, kb, &key_idx)?;
-        acc1.add_product(up, ka, &key_idx)?;
+    let n = params.n();
+    let digits = &key.digits[..dec.digits.len()];
+    // The key lives over `Q_L P`: its limbs `key_idx` must carry the moduli of `Q_l P`.
+    let fits = |x: &RnsPoly<Ntt>| {
+        x.n() == n
+            && key_idx
+                .iter()
+                .zip(ring_qp.moduli())
+                .all(|(&j, m)| x.basis().moduli().get(j) == Some(m))
+    };
+    if !digits.iter().all(|(kb, ka)| fits(kb) && fits(ka))
+        || !dec.digits.iter().all(|d| d.basis().check_same(ring_qp).is_ok())
+    {
+        return Err(Error::InvalidKey {
+            reason: "switching key or decomposition over another ring",
+        });
     }
+    // In NTT form an automorphism permutes the evaluations: the inner product reads the digits
+    // through the permutation instead of materialising rotated copies.
+    let perm = match galois {
+        Some(g) => Some(
+            Permutation::new(ntt_automorphism_permutation(g, n)?).ok_or(Error::InvalidKey {
+                reason: "automorphism is not a permutation",
+            })?,
+        ),
+        None => None,
+    };
+    let mut out0 = vec![0u64; n * ring_qp.len()];
+    let mut out1 = vec![0u64; n * ring_qp.len()];
+    fn part(p: &RnsPoly<Ntt>, i: usize, n: usize) -> &[u64] {
+        &p.as_slice()[i * n..(i + 1) * n]
+    }
+    let limb = |k: usize, o0: &mut [u64], o1: &mut [u64]| {
+        let j = key_idx[k];
+        let a: Vec<&[u64]> = dec.digits.iter().map(|d| part(d, k, n)).collect();
+        let b: Vec<&[u64]> = digits.iter().map(|(kb, _)| part(kb, j, n)).collect();
+        let e: Vec<&[u64]> = digits.iter().map(|(_, ka)| part(ka, j, n)).collect();
+        let m = &ring_qp.moduli()[k];
+        dot::dot_pair(o0, o1, &a, perm.as_ref(), &b, &e, m, m.bits());
+    };
+    out0.par_chunks_exact_mut(n)
+        .zip(out1.par_chunks_exact_mut(n))
+        .enumerate()
+        .for_each(|(k, (o0, o1))| limb(k, o0, o1));
     let md = params.mod_down(level)?;
     Ok((
-        md.divide_round_ntt(&acc0.finish())?,
-        md.divide_round_ntt(&acc1.finish())?,
+        md.divide_round_ntt(&RnsPoly::from_raw(ring_qp, out0))?,
+        md.divide_round_ntt(&RnsPoly::from_raw(ring_qp, out1))?,
     ))
 }
 

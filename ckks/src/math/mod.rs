@@ -1,6 +1,8 @@
 //! Integer arithmetic: word-size moduli, primes, the NTT and RNS bases. Knows nothing of polynomials'
 //! meaning, of keys or of encryption.
 
+pub mod dot;
+pub mod lanes;
 pub mod modulus;
 pub mod ntt;
 pub mod primes;

@@ -10,6 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::math::modulus::Modulus;
+use crate::math::{dot, lanes};
 use num_bigint::BigUint;
 use num_traits::{One, Zero};
 use rayon::prelude::*;
@@ -241,13 +242,9 @@ impl BasisExtender {
             });
         }
         // y_i = [x_i (Q/q_i)^-1]_{q_i}
-        let mut y = vec![0u64; input.len()];
-        for (i, (yl, xl)) in y.chunks_exact_mut(n).zip(input.chunks_exact(n)).enumerate() {
-            let m = &self.from.moduli[i];
-            let (w, ws) = (self.from.q_hat_inv[i], self.from.q_hat_inv_s[i]);
-            for (yc, &xc) in yl.iter_mut().zip(xl) {
-                *yc = m.mul_shoup(xc, w, ws);
-            }
+        let mut y = input.to_vec();
+        for (i, yl) in y.chunks_exact_mut(n).enumerate() {
+            lanes::mul_const(yl, self.from.q_hat_inv[i], &self.from.moduli[i]);
         }
         // alpha = round(sum_i y_i / q_i) per coefficient, for the centered variant.
         let alpha: Vec<u64> = if exact {
@@ -265,21 +262,19 @@ impl BasisExtender {
         } else {
             Vec::new()
         };
+        // The exact variant subtracts alpha Q: one more term, alpha times -Q mod p_j.
+        let mut y_limbs: Vec<&[u64]> = y.chunks_exact(n).collect();
+        if exact {
+            y_limbs.push(&alpha);
+        }
+        let y_bits = self.from.moduli.iter().map(Modulus::bits).max().unwrap_or(0);
         let one_limb = |j: usize, ol: &mut [u64]| {
             let p = &self.to.moduli[j];
-            let consts = &self.q_hat_mod_p[j];
-            for (c, oc) in ol.iter_mut().enumerate() {
-                // Each product is below 2^122 and there are fewer than 64 of them: no overflow.
-                let mut acc = 0u128;
-                for (i, &k) in consts.iter().enumerate() {
-                    acc += y[i * n + c] as u128 * k as u128;
-                }
-                let v = p.reduce_u128(acc);
-                *oc = match alpha.get(c) {
-                    Some(&a) => p.sub(v, p.mul(a, self.q_mod_p[j])),
-                    None => v,
-                };
+            let mut weights = self.q_hat_mod_p[j].clone();
+            if exact {
+                weights.push(p.neg(self.q_mod_p[j]));
             }
+            dot::weighted_sum(ol, &y_limbs, &weights, p, y_bits);
         };
         // Output limbs are independent: spread them over threads when there is enough work.
         if output.len() * self.from.len() >= 1 << 16 {

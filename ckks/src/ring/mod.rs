@@ -1,7 +1,6 @@
 //! RNS polynomials over `Z_Q[X]/(X^N + 1)`: arithmetic, NTT conversion, automorphisms, rescaling,
 //! basis extension and sampling. Knows polynomials, not keys or encryption.
 
-pub mod accumulator;
 pub mod basis;
 pub mod poly;
 pub mod sampling;

@@ -3,6 +3,7 @@
 //! coefficient-form polynomial to an NTT-form one does not compile; basis mismatches are typed errors.
 
 use crate::error::{Error, Result};
+use crate::math::lanes;
 use crate::math::modulus::Modulus;
 use crate::math::rns::BasisExtender;
 use crate::ring::basis::RingBasis;
@@ -658,9 +659,8 @@ pub struct TailDivider {
     head: Arc<RingBasis>,
     tail: Arc<RingBasis>,
     ext: BasisExtender,
-    /// P^-1 mod each head prime, with Shoup companions.
+    /// P^-1 mod each head prime.
     p_inv: Vec<u64>,
-    p_inv_s: Vec<u64>,
 }
 
 impl TailDivider {
@@ -686,18 +686,12 @@ impl TailDivider {
             .zip(&p_res)
             .map(|(m, &r)| m.inv(r))
             .collect::<Result<Vec<_>>>()?;
-        let p_inv_s = p_inv
-            .iter()
-            .zip(head.moduli())
-            .map(|(&v, m)| m.shoup(v))
-            .collect();
         Ok(Self {
             full: full.clone(),
             head,
             tail: tail_b,
             ext,
             p_inv,
-            p_inv_s,
         })
     }
 
@@ -724,11 +718,7 @@ impl TailDivider {
         let n = self.head.n();
         let moduli = self.head.moduli();
         for_each_limb_pair(head_data, ext, n, |i, x, e| {
-            let m: &Modulus = &moduli[i];
-            let (w, ws) = (self.p_inv[i], self.p_inv_s[i]);
-            for (xc, &ec) in x.iter_mut().zip(e) {
-                *xc = m.mul_shoup(m.sub(*xc, ec), w, ws);
-            }
+            lanes::sub_mul_const(x, e, self.p_inv[i], &moduli[i]);
         });
     }
 
