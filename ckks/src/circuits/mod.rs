@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod dft;
+pub mod layout;
 pub mod lintrans;
 pub mod matmul;
 pub mod poly_eval;
