@@ -17,6 +17,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::time::Duration;
 
+// The operations allocate tens of MB per call: glibc returns such blocks to the OS and every call
+// page-faults them back in (30 % of a key switch); mimalloc keeps them (docs/PERF.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn random_vec(n: usize, q: u64, rng: &mut ChaCha20Rng) -> Vec<u64> {
     (0..n).map(|_| rng.random_range(0..q)).collect()
 }

@@ -23,6 +23,11 @@ use rustfft::num_complex::Complex64;
 use std::sync::Arc;
 use std::time::Duration;
 
+// The operations allocate tens of MB per call: glibc returns such blocks to the OS and every call
+// page-faults them back in (30 % of a key switch); mimalloc keeps them (docs/PERF.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn ops(c: &mut Criterion) {
     let params = Parameters::n16_depth24().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(1);

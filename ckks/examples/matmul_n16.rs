@@ -24,6 +24,11 @@ use rand_chacha::ChaCha20Rng;
 use std::sync::Arc;
 use std::time::Instant;
 
+// The operations allocate tens of MB per call: glibc returns such blocks to the OS and every call
+// page-faults them back in (30 % of a key switch); mimalloc keeps them (docs/PERF.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Res<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 struct Args {

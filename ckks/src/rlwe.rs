@@ -416,8 +416,8 @@ pub fn key_switch_decomposed(
         .for_each(|(k, (o0, o1))| limb(k, o0, o1));
     let md = params.mod_down(level)?;
     Ok((
-        md.divide_round_ntt(&RnsPoly::from_raw(ring_qp, out0))?,
-        md.divide_round_ntt(&RnsPoly::from_raw(ring_qp, out1))?,
+        md.divide_round_ntt_owned(RnsPoly::from_raw(ring_qp, out0))?,
+        md.divide_round_ntt_owned(RnsPoly::from_raw(ring_qp, out1))?,
     ))
 }
 

@@ -114,8 +114,19 @@ pub fn dot_pair(
     );
     #[cfg(target_arch = "x86_64")]
     if ifma_applies(p, input_bits, a.len(), n) {
-        // SAFETY: as in `weighted_sum`; `perm` entries are below `n` (checked at construction).
-        unsafe { ifma::dot_pair(out0, out1, a, perm, b, e, p) };
+        // Reading `a` through the permutation inside the kernel gathers from all digits at once,
+        // and the digits of a limb (several hundred KB each) do not stay in cache: permuting one
+        // digit at a time first is about 3x faster.
+        let permuted: Vec<Vec<u64>>;
+        let a: Vec<&[u64]> = match perm {
+            Some(q) => {
+                permuted = a.iter().map(|x| q.0.iter().map(|&i| x[i]).collect()).collect();
+                permuted.iter().map(Vec::as_slice).collect()
+            }
+            None => a.to_vec(),
+        };
+        // SAFETY: as in `weighted_sum`.
+        unsafe { ifma::dot_pair(out0, out1, &a, b, e, p) };
         return;
     }
     dot_pair_scalar(out0, out1, a, perm, b, e, p);
@@ -179,7 +190,6 @@ pub fn dot_pair_scalar(
 
 #[cfg(target_arch = "x86_64")]
 mod ifma {
-    use super::Permutation;
     use crate::math::modulus::Modulus;
     use std::arch::x86_64::*;
 
@@ -277,13 +287,12 @@ mod ifma {
     }
 
     /// # Safety
-    /// As [`weighted_sum`], with `perm` (if any) of length `out0.len()`, entries below it.
+    /// As [`weighted_sum`] (all slices of length `out0.len()`).
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub(super) unsafe fn dot_pair(
         out0: &mut [u64],
         out1: &mut [u64],
         a: &[&[u64]],
-        perm: Option<&Permutation>,
         b: &[&[u64]],
         e: &[&[u64]],
         p: &Modulus,
@@ -291,21 +300,10 @@ mod ifma {
         let red = Reducer::new(p);
         let zero = _mm512_setzero_si512();
         for c in (0..out0.len()).step_by(8) {
-            let idx = perm.map(|q| {
-                // SAFETY: c + 8 <= n = perm length; usize and i64 have the same size on x86_64.
-                unsafe { _mm512_loadu_si512(q.as_slice().as_ptr().add(c) as *const __m512i) }
-            });
             let (mut lo0, mut hi0, mut lo1, mut hi1) = (zero, zero, zero, zero);
             for ((ad, bd), ed) in a.iter().zip(b).zip(e) {
-                // SAFETY: the permutation's entries are below n = ad.len(); c + 8 <= n.
-                let v = unsafe {
-                    match idx {
-                        Some(ix) => _mm512_i64gather_epi64::<8>(ix, ad.as_ptr() as *const i64),
-                        None => load(ad, c),
-                    }
-                };
-                // SAFETY: c + 8 <= n.
-                let (kb, ke) = unsafe { (load(bd, c), load(ed, c)) };
+                // SAFETY: c + 8 <= n, the length of every slice.
+                let (v, kb, ke) = unsafe { (load(ad, c), load(bd, c), load(ed, c)) };
                 lo0 = _mm512_madd52lo_epu64(lo0, v, kb);
                 hi0 = _mm512_madd52hi_epu64(hi0, v, kb);
                 lo1 = _mm512_madd52lo_epu64(lo1, v, ke);

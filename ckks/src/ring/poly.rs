@@ -743,15 +743,25 @@ impl TailDivider {
     /// [`Error::BasisMismatch`] when `x` is not over the ring this divider was built for.
     pub fn divide_round_ntt(&self, x: &RnsPoly<Ntt>) -> Result<RnsPoly<Ntt>> {
         self.full.check_same(&x.basis)?;
+        self.divide_round_ntt_owned(x.clone())
+    }
+
+    /// As [`TailDivider::divide_round_ntt`], reusing `x`'s memory for the result (key switching
+    /// divides temporaries of tens of MB: a fresh buffer each time costs page faults).
+    ///
+    /// # Errors
+    /// [`Error::BasisMismatch`] when `x` is not over the ring this divider was built for.
+    pub fn divide_round_ntt_owned(&self, x: RnsPoly<Ntt>) -> Result<RnsPoly<Ntt>> {
+        self.full.check_same(&x.basis)?;
         let n = self.head.n();
         let split = n * self.head.len();
-        let mut tail = x.data[split..].to_vec();
+        let mut head = x.data;
+        let mut tail = head.split_off(split);
         let tail_tables = self.tail.tables();
         for_each_limb(&mut tail, n, |i, a| tail_tables[i].inverse_unchecked(a));
         let mut ext = self.extended_tail(&tail)?;
         let head_tables = self.head.tables();
         for_each_limb(&mut ext, n, |i, a| head_tables[i].forward_unchecked(a));
-        let mut head = x.data[..split].to_vec();
         self.finish(&mut head, &ext);
         Ok(RnsPoly::from_raw(&self.head, head))
     }
