@@ -370,3 +370,46 @@ fn flooded_decryption_hides_the_error_at_a_stated_cost() {
         Err(Error::InvalidSamplerParameter { .. })
     ));
 }
+
+/// The fused sum of plaintext products is exactly the sum of `mul_plain` results (same ciphertext,
+/// so the same decryption bit for bit), counts one plaintext product per term, and refuses terms
+/// that do not match.
+#[test]
+fn mul_plain_sum_equals_products_then_additions() {
+    let mut c = ctx();
+    let level = c.params.max_level();
+    let scale = c.params.default_scale();
+    let cts: Vec<Ciphertext> = (0..20).map(|i| c.encrypt(&random_values(512, 40 + i))).collect();
+    let pts: Vec<_> = (0..20)
+        .map(|i| c.enc.encode(&random_values(512, 80 + i), level, scale).unwrap())
+        .collect();
+    for terms in [1usize, 3, 15, 16, 20] {
+        let pairs: Vec<_> = cts.iter().zip(&pts).take(terms).collect();
+        c.eval.reset_op_counts();
+        let fused = c.eval.mul_plain_sum(&pairs).unwrap();
+        assert_eq!(c.eval.op_counts().pt_mults, terms);
+        let mut sum = c.eval.mul_plain(pairs[0].0, pairs[0].1).unwrap();
+        for (ct, pt) in &pairs[1..] {
+            sum = c.eval.add(&sum, &c.eval.mul_plain(ct, pt).unwrap()).unwrap();
+        }
+        assert_eq!(fused.scale(), sum.scale());
+        assert_eq!(c.decrypt(&fused), c.decrypt(&sum), "{terms} terms");
+    }
+    assert!(c.eval.mul_plain_sum(&[]).is_err());
+    let low = c
+        .eval
+        .rescale(&c.eval.mul_plain(&cts[0], &pts[0]).unwrap())
+        .unwrap();
+    assert!(c
+        .eval
+        .mul_plain_sum(&[(&cts[0], &pts[0]), (&low, &pts[1])])
+        .is_err());
+    let other_scale = c.enc.encode(&random_values(512, 9), level, scale * 2.0).unwrap();
+    assert!(matches!(
+        c.eval
+            .mul_plain_sum(&[(&cts[0], &pts[0]), (&cts[1], &other_scale)]),
+        Err(Error::ScaleMismatch { .. })
+    ));
+    let squared = c.eval.mul_relin(&cts[0], &cts[1]).unwrap();
+    assert!(c.eval.mul_plain_sum(&[(&squared, &pts[0])]).is_ok());
+}

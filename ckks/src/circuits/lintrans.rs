@@ -343,18 +343,19 @@ impl LinearTransform {
         let baby_ct: BTreeMap<usize, &Ciphertext> = babies.iter().copied().zip(rotated.iter()).collect();
         let mut acc: Option<Ciphertext> = None;
         for (&j, inner) in &self.giant {
-            let mut sum: Option<Ciphertext> = None;
-            for (&i, pt) in inner {
-                let ct = baby_ct.get(&i).ok_or(Error::InvalidKey {
-                    reason: "missing baby step",
-                })?;
-                let term = eval.mul_plain(ct, pt)?;
-                sum = Some(match sum {
-                    None => term,
-                    Some(s) => eval.add(&s, &term)?,
-                });
+            let terms = inner
+                .iter()
+                .map(|(i, pt)| {
+                    let ct = baby_ct.get(i).ok_or(Error::InvalidKey {
+                        reason: "missing baby step",
+                    })?;
+                    Ok((*ct, pt))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if terms.is_empty() {
+                continue;
             }
-            let Some(sum) = sum else { continue };
+            let sum = eval.mul_plain_sum(&terms)?;
             // Same normalisation as `rotations_needed`, so the key looked up is the one generated.
             let moved = eval.rotate(&sum, self.layout.giant_rotation(j).rem_euclid(self.slots as i64))?;
             acc = Some(match acc {

@@ -113,6 +113,24 @@ pub fn dot_pair(
         "operand lists of different lengths"
     );
     #[cfg(target_arch = "x86_64")]
+    if a.len() > MAX_IFMA_TERMS && ifma_applies(p, input_bits, MAX_IFMA_TERMS, n) {
+        // Groups of the most terms the IFMA kernel takes, added up reduced.
+        let (mut t0, mut t1) = (vec![0u64; n], vec![0u64; n]);
+        for (g, start) in (0..a.len()).step_by(MAX_IFMA_TERMS).enumerate() {
+            let end = (start + MAX_IFMA_TERMS).min(a.len());
+            let (x, y) = (&a[start..end], (&b[start..end], &e[start..end]));
+            if g == 0 {
+                dot_pair(out0, out1, x, perm, y.0, y.1, p, input_bits);
+            } else {
+                dot_pair(&mut t0, &mut t1, x, perm, y.0, y.1, p, input_bits);
+                for (o, t) in out0.iter_mut().zip(&t0).chain(out1.iter_mut().zip(&t1)) {
+                    *o = p.add(*o, *t);
+                }
+            }
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if ifma_applies(p, input_bits, a.len(), n) {
         // Reading `a` through the permutation inside the kernel gathers from all digits at once,
         // and the digits of a limb (several hundred KB each) do not stay in cache: permuting one

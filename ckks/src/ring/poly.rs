@@ -3,9 +3,9 @@
 //! coefficient-form polynomial to an NTT-form one does not compile; basis mismatches are typed errors.
 
 use crate::error::{Error, Result};
-use crate::math::lanes;
 use crate::math::modulus::Modulus;
 use crate::math::rns::BasisExtender;
+use crate::math::{dot, lanes};
 use crate::ring::basis::RingBasis;
 use num_bigint::{BigInt, BigUint};
 use rayon::prelude::*;
@@ -603,6 +603,50 @@ impl RnsPoly<Ntt> {
             }
         });
         Ok(())
+    }
+
+    /// `(sum_i a_i b_i, sum_i a_i e_i)`, one reduction per entry: many products by plaintexts
+    /// summed (the inner loop of the diagonal method) without a product polynomial per term.
+    ///
+    /// # Errors
+    /// [`Error::BasisMismatch`] for operands over different rings; [`Error::LengthMismatch`] for
+    /// lists of different lengths or empty lists.
+    pub fn dot_pair<'a>(a: &[&'a Self], b: &[&'a Self], e: &[&'a Self]) -> Result<(Self, Self)> {
+        let first = a.first().ok_or(Error::LengthMismatch { expected: 1, got: 0 })?;
+        if b.len() != a.len() || e.len() != a.len() {
+            return Err(Error::LengthMismatch {
+                expected: a.len(),
+                got: b.len().min(e.len()),
+            });
+        }
+        let basis = first.basis.clone();
+        for x in a.iter().chain(b).chain(e) {
+            basis.check_same(&x.basis)?;
+        }
+        let n = basis.n();
+        let moduli = basis.moduli();
+        let mut out0 = vec![0u64; n * basis.len()];
+        let mut out1 = vec![0u64; n * basis.len()];
+        let limb = |i: usize, o0: &mut [u64], o1: &mut [u64]| {
+            let part = |xs: &[&'a Self]| -> Vec<&'a [u64]> {
+                xs.iter().map(|x| &x.data[i * n..(i + 1) * n]).collect()
+            };
+            let (la, lb, le) = (part(a), part(b), part(e));
+            let m = &moduli[i];
+            dot::dot_pair(o0, o1, &la, None, &lb, &le, m, m.bits());
+        };
+        if out0.len() >= PAR_MIN_WORDS && out0.len() > n {
+            out0.par_chunks_exact_mut(n)
+                .zip(out1.par_chunks_exact_mut(n))
+                .enumerate()
+                .for_each(|(i, (o0, o1))| limb(i, o0, o1));
+        } else {
+            out0.chunks_exact_mut(n)
+                .zip(out1.chunks_exact_mut(n))
+                .enumerate()
+                .for_each(|(i, (o0, o1))| limb(i, o0, o1));
+        }
+        Ok((Self::from_raw(&basis, out0), Self::from_raw(&basis, out1)))
     }
 
     /// The automorphism `a(X) -> a(X^g)` for odd `g`, as a permutation of the NTT evaluations:

@@ -356,6 +356,45 @@ impl Evaluator {
         Ok(out)
     }
 
+    /// `sum_i a_i * pt_i` for degree-1 ciphertexts of one level, scale and slot count and plaintexts
+    /// of one scale, fused: one reduction per entry and no product ciphertext per term. Counts one
+    /// plaintext product per term, like [`Evaluator::mul_plain`] followed by additions.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] for no terms; [`Error::InvalidCiphertext`] for a ciphertext of
+    /// degree other than 1; [`Error::LevelMismatch`], [`Error::ScaleMismatch`],
+    /// [`Error::InvalidSlots`] for terms that do not match the first.
+    pub fn mul_plain_sum(&self, terms: &[(&Ciphertext, &Plaintext)]) -> Result<Ciphertext> {
+        let &(first, first_pt) = terms
+            .first()
+            .ok_or(Error::LengthMismatch { expected: 1, got: 0 })?;
+        for &(a, pt) in terms {
+            if a.degree() != 1 {
+                return Err(Error::InvalidCiphertext {
+                    reason: "fused plaintext products need degree-1 ciphertexts",
+                });
+            }
+            self.check_pair(a, first.level(), first.scale, first.slots)?;
+            self.check_pair(a, pt.level(), a.scale, pt.slots)?;
+            if (pt.scale / first_pt.scale - 1.0).abs() > SCALE_TOLERANCE {
+                return Err(Error::ScaleMismatch {
+                    left: first_pt.scale,
+                    right: pt.scale,
+                });
+            }
+        }
+        let pts: Vec<_> = terms.iter().map(|(_, pt)| &pt.poly).collect();
+        let c0: Vec<_> = terms.iter().map(|(a, _)| &a.inner.c[0]).collect();
+        let c1: Vec<_> = terms.iter().map(|(a, _)| &a.inner.c[1]).collect();
+        let (r0, r1) = crate::ring::RnsPoly::dot_pair(&pts, &c0, &c1)?;
+        self.counters.add(Counters::PT_MULTS, terms.len());
+        Ok(Ciphertext {
+            inner: RlweCiphertext { c: vec![r0, r1] },
+            scale: first.scale * first_pt.scale,
+            slots: first.slots,
+        })
+    }
+
     /// `a * b` followed by relinearization (same level and slots; scales multiply).
     ///
     /// # Errors

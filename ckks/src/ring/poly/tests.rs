@@ -287,3 +287,42 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The fused pair of sums of products equals a loop of fused multiply-adds (its reference twin),
+    /// for term counts on both sides of the IFMA kernel's group size, with 50-bit (IFMA) and 60-bit
+    /// (scalar) primes.
+    #[test]
+    fn dot_pair_matches_multiply_add_loop(terms in 1usize..36, wide: bool, seed: u64) {
+        let basis = ring(64, 3, if wide { 60 } else { 50 });
+        let poly = |k: u64| -> RnsPoly<Ntt> { random(&basis, seed.wrapping_add(k)) };
+        let (a, b, e): (Vec<_>, Vec<_>, Vec<_>) = (
+            (0..terms as u64).map(poly).collect(),
+            (100..100 + terms as u64).map(poly).collect(),
+            (200..200 + terms as u64).map(poly).collect(),
+        );
+        fn refs(v: &[RnsPoly<Ntt>]) -> Vec<&RnsPoly<Ntt>> {
+            v.iter().collect()
+        }
+        let (r0, r1) = RnsPoly::dot_pair(&refs(&a), &refs(&b), &refs(&e)).unwrap();
+        let (mut t0, mut t1) = (RnsPoly::<Ntt>::zero(&basis), RnsPoly::<Ntt>::zero(&basis));
+        for i in 0..terms {
+            t0.mul_then_add_assign(&a[i], &b[i]).unwrap();
+            t1.mul_then_add_assign(&a[i], &e[i]).unwrap();
+        }
+        prop_assert_eq!(r0, t0);
+        prop_assert_eq!(r1, t1);
+    }
+}
+
+#[test]
+fn dot_pair_refuses_mismatches() {
+    let basis = ring(16, 2, 50);
+    let other = ring(16, 3, 50);
+    let (x, y): (RnsPoly<Ntt>, RnsPoly<Ntt>) = (random(&basis, 1), random(&other, 2));
+    assert!(RnsPoly::dot_pair(&[], &[], &[]).is_err());
+    assert!(RnsPoly::dot_pair(&[&x], &[&x, &x], &[&x]).is_err());
+    assert!(RnsPoly::dot_pair(&[&x], &[&y], &[&x]).is_err());
+}
