@@ -78,6 +78,15 @@ enum Command {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Which polynomial sites of a trained model see inputs outside their fitted intervals on held-out
+    /// items (run one by one): finds the site where non-finite outputs start.
+    Audit {
+        /// Polynomial stage directory of a pipeline run (e.g. runs/depth/cpu/.../polynomial).
+        checkpoint: PathBuf,
+        /// Held-out items to run.
+        #[arg(long, default_value_t = 2000)]
+        limit: usize,
+    },
     /// Regenerates README.md in the output directory: every CSV and figure with its command.
     Report {
         /// Results directory.
@@ -216,6 +225,11 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Audit { checkpoint, limit } => {
+            let audit = transformer::pipeline::audit_checkpoint(&checkpoint, limit)?;
+            println!("{}", audit_table(&audit));
+            Ok(())
+        }
         Command::Plot { experiment, out } => {
             let exp = experiments::find(&experiment)?;
             let csv = out.join(exp.csv);
@@ -327,6 +341,26 @@ fn test_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The audit as a Markdown table, sites in forward order.
+fn audit_table(audit: &[transformer::model::SiteAudit]) -> String {
+    let mut s = String::from(
+        "| site | interval | inputs seen | items outside | items where it starts |\n|---|---|---|---|---|\n",
+    );
+    for a in audit {
+        s.push_str(&format!(
+            "| {} | [{:.2}, {:.2}] | [{:.2}, {:.2}] | {} | {} |\n",
+            a.site,
+            a.interval.min,
+            a.interval.max,
+            a.seen.min,
+            a.seen.max,
+            a.items_outside,
+            a.items_first_outside
+        ));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -299,6 +299,29 @@ pub fn reference_check<B: burn::tensor::backend::Backend>(
     Ok((items, worst, scale))
 }
 
+/// [`audit_sites`](crate::model::train::audit_sites) for a polynomial stage directory of a pipeline
+/// run (`<run>/polynomial`, whose parent holds the run's `pipeline.json`): the data are loaded as the
+/// run loaded them, and the first `limit` held-out items are run one by one.
+///
+/// # Errors
+/// Missing or unreadable files, a stage without polynomials, data that cannot be loaded.
+pub fn audit_checkpoint(
+    stage_dir: &Path,
+    limit: usize,
+) -> Result<Vec<crate::model::train::SiteAudit>, CheckpointError> {
+    let run = stage_dir
+        .parent()
+        .ok_or_else(|| CheckpointError::Format(format!("{} has no parent run", stage_dir.display())))?;
+    let mut cfg: PipelineConfig = serde_json::from_slice(&std::fs::read(run.join("pipeline.json"))?)?;
+    let (data, _) = load_data(&mut cfg).map_err(CheckpointError::Format)?;
+    let device = Default::default();
+    let (model, meta) = Checkpoint::load::<crate::model::Cpu>(stage_dir, &device)?;
+    let polys = meta
+        .polys
+        .ok_or_else(|| CheckpointError::Format(format!("{} has no polynomials", stage_dir.display())))?;
+    Ok(crate::model::train::audit_sites(&model, &polys, &data, limit))
+}
+
 /// Loads the data of a pipeline and what the checkpoints need to reproduce its preparation. Sets the
 /// language model's vocabulary size.
 pub fn load_data(cfg: &mut PipelineConfig) -> Result<(TaskData, DataPrep), String> {

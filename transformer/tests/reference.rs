@@ -571,3 +571,41 @@ fn dense_folding_matches_affine_composition() {
         assert!((a - b).abs() < 1e-12, "{got:?} vs {want:?}");
     }
 }
+
+/// The site audit runs the polynomial model item by item: with every interval widened far beyond the
+/// inputs nothing is flagged; with the last site's interval shrunk to a sliver, that site (and only it)
+/// is flagged on every held-out item, as the first to leave its interval.
+#[test]
+fn site_audit_flags_the_site_that_leaves_its_interval() {
+    use transformer::model::audit_sites;
+    let cfg = ModelConfig::lm_tiny();
+    let data = task_data(&cfg, 32);
+    let model = trained(&cfg, &data);
+    let (mut polys, _) = fit(&model, &data);
+    for fitted in polys.sites.values_mut() {
+        fitted.interval.min -= 1e6;
+        fitted.interval.max += 1e6;
+    }
+    let wide = audit_sites(&model, &polys, &data, 8);
+    assert_eq!(wide.len(), polys.sites.len(), "every fitted site is audited");
+    assert!(
+        wide.iter()
+            .all(|a| a.items_outside == 0 && a.seen.min <= a.seen.max),
+        "{wide:?}"
+    );
+    let last = wide.last().unwrap().site.clone();
+    let seen = wide.last().unwrap().seen;
+    let mid = 0.5 * (seen.min + seen.max);
+    let fitted = polys.sites.get_mut(&last).unwrap();
+    fitted.interval.min = mid;
+    fitted.interval.max = mid;
+    let narrow = audit_sites(&model, &polys, &data, 8);
+    for a in &narrow {
+        let expected = if a.site == last { 8 } else { 0 };
+        assert_eq!(
+            (a.items_outside, a.items_first_outside),
+            (expected, expected),
+            "{a:?}"
+        );
+    }
+}

@@ -42,5 +42,6 @@ pub use config::{
 pub use nn::{Forward, RangeTarget, Transformer};
 pub use sites::{FitConfig, PolySet, RangeRecord, SiteKind, SitePoly};
 pub use train::{
-    evaluate, record_ranges, train, Cpu, CpuTrain, History, Metrics, RangeLoss, TaskData, TrainConfig,
+    audit_sites, evaluate, record_ranges, train, Cpu, CpuTrain, History, Metrics, RangeLoss, SiteAudit,
+    TaskData, TrainConfig,
 };

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::nn::{Forward, RangeTarget, Transformer};
-use super::sites::{PolySet, RangeRecord};
+use super::sites::{PolySet, Range, RangeRecord, SiteKind};
 use crate::data::ImageSet;
 
 /// The CPU training backend.
@@ -304,6 +304,75 @@ pub fn record_ranges<B: Backend>(
         }
     }
     rec
+}
+
+/// What the polynomial sites of a model saw on held-out items (see [`audit_sites`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteAudit {
+    /// Site name.
+    pub site: String,
+    /// What it computes.
+    pub kind: SiteKind,
+    /// The interval its polynomial was fitted on.
+    pub interval: Range,
+    /// Smallest and largest finite input seen.
+    pub seen: Range,
+    /// Items on which the site's input left the interval (or was not finite).
+    pub items_outside: usize,
+    /// Items on which this was the first site, in forward order, whose input left its interval: where
+    /// the trouble starts (a polynomial far outside its interval grows like `x^degree` and the sites
+    /// after it inherit the blow-up).
+    pub items_first_outside: usize,
+}
+
+/// Runs the polynomial model item by item on the first `limit` held-out items and reports, for every
+/// fitted site in forward order, the inputs it saw against its interval.
+pub fn audit_sites<B: Backend>(
+    model: &Transformer<B>,
+    polys: &PolySet,
+    data: &TaskData,
+    limit: usize,
+) -> Vec<SiteAudit> {
+    let device = model.pos.val().device();
+    let mut out: Vec<SiteAudit> = Vec::new();
+    for i in 0..data.len(true).min(limit) {
+        let mut f = Forward::polynomial(polys).recording();
+        let _ = batch_loss(model, make_batch::<B>(data, true, &[i], &device), &mut f);
+        let mut first = true;
+        for t in f.taps {
+            let Some(fitted) = polys.sites.get(&t.site) else {
+                continue;
+            };
+            let (lo, hi): (f64, f64) = (t.min.into_scalar().elem(), t.max.into_scalar().elem());
+            let entry = match out.iter().position(|a| a.site == t.site) {
+                Some(k) => &mut out[k],
+                None => {
+                    out.push(SiteAudit {
+                        site: t.site.clone(),
+                        kind: t.kind,
+                        interval: fitted.interval,
+                        seen: Range::empty(),
+                        items_outside: 0,
+                        items_first_outside: 0,
+                    });
+                    let last = out.len() - 1;
+                    &mut out[last]
+                }
+            };
+            if lo.is_finite() && hi.is_finite() {
+                entry.seen.observe(lo, hi);
+            }
+            let outside = !(lo >= fitted.interval.min && hi <= fitted.interval.max);
+            if outside {
+                entry.items_outside += 1;
+                if first {
+                    entry.items_first_outside += 1;
+                    first = false;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Global-norm gradient clipping (burn's built-in clipping is per tensor).
