@@ -20,9 +20,11 @@ use crate::ring::basis::RingBasis;
 use crate::ring::poly::ntt_automorphism_permutation;
 use crate::ring::sampling::{gaussian, ternary, ternary_hamming, uniform};
 use crate::ring::{Coeff, Ntt, RnsPoly};
-use rand_core::CryptoRng;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, SeedableRng};
 use rayon::prelude::*;
 use std::sync::Arc;
+use zeroize::Zeroize;
 
 /// The secret key `s`, over `Q_L P` in NTT form. Zeroized on drop; `Debug` prints no key material.
 /// It has no serialization: only its owner holds it.
@@ -157,34 +159,64 @@ impl KeyGenerator {
         let big_l = params.max_level();
         let ring = params.ring_qp(big_l)?;
         let s = self.secret_at(sk, big_l, true)?;
-        let n = params.n();
         // P mod each q_j.
         let p_mod_q: Vec<u64> = ring.moduli()[..=big_l]
             .iter()
             .map(|m| params.p().iter().fold(1u64, |acc, &p| m.mul(acc, m.reduce(p))))
             .collect();
-        let mut digits = Vec::new();
-        for digit in digits_at_level(big_l, params.digit_primes()) {
-            let (mut b, a) = rlwe_sample(ring, &s, rng)?;
-            // b += P T_i s': residues P s'_j on the digit's primes, zero elsewhere.
-            let mut gadget = RnsPoly::<Ntt>::zero(ring);
-            let mut data = gadget.as_slice().to_vec();
-            for j in digit.clone() {
-                let m = &ring.moduli()[j];
-                let (w, ws) = (p_mod_q[j], m.shoup(p_mod_q[j]));
-                let src = s_from.limb(j).ok_or(Error::InvalidBasis {
-                    reason: "secret limb",
-                })?;
-                for (dst, &v) in data[j * n..(j + 1) * n].iter_mut().zip(src) {
-                    *dst = m.mul_shoup(v, w, ws);
-                }
+        // One ChaCha20 stream per digit, seeded from `rng`, so the digits (each a fresh RLWE sample
+        // over Q_L P: most of key generation) are drawn in parallel.
+        let ranges = digits_at_level(big_l, params.digit_primes());
+        let mut seeds: Vec<[u8; 32]> = ranges
+            .iter()
+            .map(|_| {
+                let mut seed = [0u8; 32];
+                rng.fill_bytes(&mut seed);
+                seed
+            })
+            .collect();
+        let digits = ranges
+            .into_par_iter()
+            .zip(seeds.par_iter())
+            .map(|(digit, seed)| {
+                let mut digit_rng = ChaCha20Rng::from_seed(*seed);
+                self.switching_key_digit(ring, &s, s_from, &p_mod_q, digit, &mut digit_rng)
+            })
+            .collect::<Result<Vec<_>>>();
+        seeds.zeroize();
+        Ok(SwitchingKey { digits: digits? })
+    }
+
+    /// One digit of a switching key: an RLWE sample plus `P T_i s'` (the residues `P s'_j` on the
+    /// digit's primes).
+    fn switching_key_digit(
+        &self,
+        ring: &Arc<RingBasis>,
+        s: &RnsPoly<Ntt>,
+        s_from: &RnsPoly<Ntt>,
+        p_mod_q: &[u64],
+        digit: std::ops::Range<usize>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>)> {
+        let n = self.params.n();
+        let (mut b, a) = rlwe_sample(ring, s, rng)?;
+        // b += P T_i s': residues P s'_j on the digit's primes, zero elsewhere.
+        let mut gadget = RnsPoly::<Ntt>::zero(ring);
+        let mut data = gadget.as_slice().to_vec();
+        for j in digit.clone() {
+            let m = &ring.moduli()[j];
+            let (w, ws) = (p_mod_q[j], m.shoup(p_mod_q[j]));
+            let src = s_from.limb(j).ok_or(Error::InvalidBasis {
+                reason: "secret limb",
+            })?;
+            for (dst, &v) in data[j * n..(j + 1) * n].iter_mut().zip(src) {
+                *dst = m.mul_shoup(v, w, ws);
             }
-            gadget = RnsPoly::from_limbs(ring, data)?;
-            b.add_assign(&gadget)?;
-            gadget.zeroize();
-            digits.push((b, a));
         }
-        Ok(SwitchingKey { digits })
+        gadget = RnsPoly::from_limbs(ring, data)?;
+        b.add_assign(&gadget)?;
+        gadget.zeroize();
+        Ok((b, a))
     }
 
     /// The relinearization key: switches `s^2` to `s`.
