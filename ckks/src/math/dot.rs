@@ -147,7 +147,16 @@ pub fn dot_pair(
         unsafe { ifma::dot_pair(out0, out1, &a, b, e, p) };
         return;
     }
-    dot_pair_scalar(out0, out1, a, perm, b, e, p);
+    // Without IFMA the same cache argument holds: permute one digit at a time, then multiply
+    // contiguously.
+    match perm {
+        Some(q) => {
+            let permuted: Vec<Vec<u64>> = a.iter().map(|x| q.0.iter().map(|&i| x[i]).collect()).collect();
+            let a: Vec<&[u64]> = permuted.iter().map(Vec::as_slice).collect();
+            dot_pair_scalar(out0, out1, &a, None, b, e, p);
+        }
+        None => dot_pair_scalar(out0, out1, a, None, b, e, p),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -184,6 +193,20 @@ pub fn dot_pair_scalar(
     e: &[&[u64]],
     p: &Modulus,
 ) {
+    if perm.is_none() && a.len() <= MAX_SCALAR_TERMS {
+        // The common case (a key's digits, a giant step's diagonals): one 128-bit sum per output.
+        for c in 0..out0.len() {
+            let (mut s0, mut s1) = (0u128, 0u128);
+            for ((ad, bd), ed) in a.iter().zip(b).zip(e) {
+                let v = ad[c] as u128;
+                s0 += v * bd[c] as u128;
+                s1 += v * ed[c] as u128;
+            }
+            out0[c] = p.reduce_u128(s0);
+            out1[c] = p.reduce_u128(s1);
+        }
+        return;
+    }
     for c in 0..out0.len() {
         let src = perm.map_or(c, |q| q.0[c]);
         let (mut t0, mut t1) = (0u64, 0u64);
