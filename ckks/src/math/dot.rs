@@ -170,6 +170,18 @@ fn ifma_applies(p: &Modulus, input_bits: u32, terms: usize, n: usize) -> bool {
 
 /// Scalar twin of [`weighted_sum`].
 pub fn weighted_sum_scalar(out: &mut [u64], inputs: &[&[u64]], weights: &[u64], p: &Modulus) {
+    if inputs.len() <= MAX_SCALAR_TERMS {
+        // The common case: one 128-bit sum and one reduction per output.
+        for (c, o) in out.iter_mut().enumerate() {
+            let acc: u128 = inputs
+                .iter()
+                .zip(weights)
+                .map(|(x, &w)| x[c] as u128 * w as u128)
+                .sum();
+            *o = p.reduce_u128(acc);
+        }
+        return;
+    }
     for (c, o) in out.iter_mut().enumerate() {
         let mut total = 0u64;
         for (xs, ws) in inputs
