@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::math::dot::{self, Permutation};
 use crate::params::{digits_at_level, Parameters, SecretDistribution};
 use crate::ring::basis::RingBasis;
-use crate::ring::poly::ntt_automorphism_permutation;
+use crate::ring::poly::{for_each_limb_of_two, ntt_automorphism_permutation};
 use crate::ring::sampling::{gaussian, ternary, ternary_hamming, uniform};
 use crate::ring::{Coeff, Ntt, RnsPoly};
 use rand_chacha::ChaCha20Rng;
@@ -442,10 +442,7 @@ pub fn key_switch_decomposed(
         let m = &ring_qp.moduli()[k];
         dot::dot_pair(o0, o1, &a, perm.as_ref(), &b, &e, m, m.bits());
     };
-    out0.par_chunks_exact_mut(n)
-        .zip(out1.par_chunks_exact_mut(n))
-        .enumerate()
-        .for_each(|(k, (o0, o1))| limb(k, o0, o1));
+    for_each_limb_of_two(&mut out0, &mut out1, n, limb);
     let md = params.mod_down(level)?;
     Ok((
         md.divide_round_ntt_owned(RnsPoly::from_raw(ring_qp, out0))?,

@@ -112,6 +112,15 @@ pub fn dot_pair(
         a.len() == b.len() && a.len() == e.len(),
         "operand lists of different lengths"
     );
+    if let Some(q) = perm {
+        // Reading `a` through the permutation inside the loop gathers from all digits at once, and
+        // the digits of a limb (several hundred KB each) do not stay in cache: permuting one digit
+        // at a time first, then multiplying contiguously, is about 3x faster.
+        let permuted: Vec<Vec<u64>> = a.iter().map(|x| q.0.iter().map(|&i| x[i]).collect()).collect();
+        let a: Vec<&[u64]> = permuted.iter().map(Vec::as_slice).collect();
+        dot_pair(out0, out1, &a, None, b, e, p, input_bits);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if a.len() > MAX_IFMA_TERMS && ifma_applies(p, input_bits, MAX_IFMA_TERMS, n) {
         // Groups of the most terms the IFMA kernel takes, added up reduced.
@@ -120,9 +129,9 @@ pub fn dot_pair(
             let end = (start + MAX_IFMA_TERMS).min(a.len());
             let (x, y) = (&a[start..end], (&b[start..end], &e[start..end]));
             if g == 0 {
-                dot_pair(out0, out1, x, perm, y.0, y.1, p, input_bits);
+                dot_pair(out0, out1, x, None, y.0, y.1, p, input_bits);
             } else {
-                dot_pair(&mut t0, &mut t1, x, perm, y.0, y.1, p, input_bits);
+                dot_pair(&mut t0, &mut t1, x, None, y.0, y.1, p, input_bits);
                 for (o, t) in out0.iter_mut().zip(&t0).chain(out1.iter_mut().zip(&t1)) {
                     *o = p.add(*o, *t);
                 }
@@ -132,31 +141,11 @@ pub fn dot_pair(
     }
     #[cfg(target_arch = "x86_64")]
     if ifma_applies(p, input_bits, a.len(), n) {
-        // Reading `a` through the permutation inside the kernel gathers from all digits at once,
-        // and the digits of a limb (several hundred KB each) do not stay in cache: permuting one
-        // digit at a time first is about 3x faster.
-        let permuted: Vec<Vec<u64>>;
-        let a: Vec<&[u64]> = match perm {
-            Some(q) => {
-                permuted = a.iter().map(|x| q.0.iter().map(|&i| x[i]).collect()).collect();
-                permuted.iter().map(Vec::as_slice).collect()
-            }
-            None => a.to_vec(),
-        };
         // SAFETY: as in `weighted_sum`.
-        unsafe { ifma::dot_pair(out0, out1, &a, b, e, p) };
+        unsafe { ifma::dot_pair(out0, out1, a, b, e, p) };
         return;
     }
-    // Without IFMA the same cache argument holds: permute one digit at a time, then multiply
-    // contiguously.
-    match perm {
-        Some(q) => {
-            let permuted: Vec<Vec<u64>> = a.iter().map(|x| q.0.iter().map(|&i| x[i]).collect()).collect();
-            let a: Vec<&[u64]> = permuted.iter().map(Vec::as_slice).collect();
-            dot_pair_scalar(out0, out1, &a, None, b, e, p);
-        }
-        None => dot_pair_scalar(out0, out1, a, None, b, e, p),
-    }
+    dot_pair_scalar(out0, out1, a, None, b, e, p);
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -72,6 +72,24 @@ where
     }
 }
 
+/// Runs `f(limb_index, limb0, limb1)` over the limbs of two outputs of the same shape.
+pub(crate) fn for_each_limb_of_two<F>(out0: &mut [u64], out1: &mut [u64], n: usize, f: F)
+where
+    F: Fn(usize, &mut [u64], &mut [u64]) + Sync + Send,
+{
+    if out0.len() >= PAR_MIN_WORDS && out0.len() > n {
+        out0.par_chunks_exact_mut(n)
+            .zip(out1.par_chunks_exact_mut(n))
+            .enumerate()
+            .for_each(|(i, (a, b))| f(i, a, b));
+    } else {
+        out0.chunks_exact_mut(n)
+            .zip(out1.chunks_exact_mut(n))
+            .enumerate()
+            .for_each(|(i, (a, b))| f(i, a, b));
+    }
+}
+
 /// A polynomial over an RNS basis, in representation `R`.
 #[derive(Clone)]
 pub struct RnsPoly<R: Repr> {
@@ -635,17 +653,7 @@ impl RnsPoly<Ntt> {
             let m = &moduli[i];
             dot::dot_pair(o0, o1, &la, None, &lb, &le, m, m.bits());
         };
-        if out0.len() >= PAR_MIN_WORDS && out0.len() > n {
-            out0.par_chunks_exact_mut(n)
-                .zip(out1.par_chunks_exact_mut(n))
-                .enumerate()
-                .for_each(|(i, (o0, o1))| limb(i, o0, o1));
-        } else {
-            out0.chunks_exact_mut(n)
-                .zip(out1.chunks_exact_mut(n))
-                .enumerate()
-                .for_each(|(i, (o0, o1))| limb(i, o0, o1));
-        }
+        for_each_limb_of_two(&mut out0, &mut out1, n, limb);
         Ok((Self::from_raw(&basis, out0), Self::from_raw(&basis, out1)))
     }
 
