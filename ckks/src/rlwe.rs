@@ -56,9 +56,17 @@ pub struct PublicKey {
 #[derive(Clone, Debug)]
 pub struct SwitchingKey {
     pub(crate) digits: Vec<(RnsPoly<Ntt>, RnsPoly<Ntt>)>,
+    /// The highest level it switches at: its limbs are those of `Q_level P`.
+    pub(crate) level: usize,
 }
 
 impl SwitchingKey {
+    /// The highest ciphertext level this key switches at (the parameters' top level unless it was
+    /// generated with [`KeyGenerator::gen_galois_key_at_level`]).
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
     /// Number of digits (dnum).
     pub fn dnum(&self) -> usize {
         self.digits.len()
@@ -92,10 +100,12 @@ impl RlweCiphertext {
 
 /// The limbs of `Q_l P` inside a polynomial over `Q_L P`.
 fn qp_indices(params: &Parameters, level: usize) -> Vec<usize> {
-    let big_l = params.max_level();
-    (0..=level)
-        .chain(big_l + 1..big_l + 1 + params.p().len())
-        .collect()
+    key_indices(params, level, params.max_level())
+}
+
+/// The limbs of `Q_level P` inside a polynomial over `Q_top P`.
+fn key_indices(params: &Parameters, level: usize, top: usize) -> Vec<usize> {
+    (0..=level).chain(top + 1..top + 1 + params.p().len()).collect()
 }
 
 /// Generates every kind of key from one secret.
@@ -153,10 +163,10 @@ impl KeyGenerator {
         &self,
         sk: &SecretKey,
         s_from: &RnsPoly<Ntt>,
+        big_l: usize,
         rng: &mut impl CryptoRng,
     ) -> Result<SwitchingKey> {
         let params = &self.params;
-        let big_l = params.max_level();
         let ring = params.ring_qp(big_l)?;
         let s = self.secret_at(sk, big_l, true)?;
         // P mod each q_j.
@@ -184,7 +194,10 @@ impl KeyGenerator {
             })
             .collect::<Result<Vec<_>>>();
         seeds.zeroize();
-        Ok(SwitchingKey { digits: digits? })
+        Ok(SwitchingKey {
+            digits: digits?,
+            level: big_l,
+        })
     }
 
     /// One digit of a switching key: an RLWE sample plus `P T_i s'` (the residues `P s'_j` on the
@@ -226,7 +239,7 @@ impl KeyGenerator {
     pub fn gen_relin_key(&self, sk: &SecretKey, rng: &mut impl CryptoRng) -> Result<SwitchingKey> {
         check_params(&self.params, &sk.params)?;
         let mut s2 = sk.s.mul(&sk.s)?;
-        let key = self.gen_switching_key(sk, &s2, rng);
+        let key = self.gen_switching_key(sk, &s2, self.params.max_level(), rng);
         s2.zeroize();
         key
     }
@@ -236,9 +249,33 @@ impl KeyGenerator {
     /// # Errors
     /// [`Error::ParameterMismatch`], [`Error::InvalidGaloisElement`].
     pub fn gen_galois_key(&self, sk: &SecretKey, g: u64, rng: &mut impl CryptoRng) -> Result<SwitchingKey> {
+        self.gen_galois_key_at_level(sk, g, self.params.max_level(), rng)
+    }
+
+    /// The Galois key for `X -> X^g` for ciphertexts at `level` and below only: its limbs are those
+    /// of `Q_level P` (and its digits those of `Q_level`), so a circuit that rotates only at low
+    /// levels (between bootstraps) needs keys `(level + 1 + |P|) / (L + 1 + |P|)` times the size, and
+    /// times fewer digits. Switching a ciphertext above `level` with it is an
+    /// [`Error::InvalidKey`].
+    ///
+    /// # Errors
+    /// As [`KeyGenerator::gen_galois_key`]; [`Error::LevelOutOfRange`] above the top level.
+    pub fn gen_galois_key_at_level(
+        &self,
+        sk: &SecretKey,
+        g: u64,
+        level: usize,
+        rng: &mut impl CryptoRng,
+    ) -> Result<SwitchingKey> {
         check_params(&self.params, &sk.params)?;
+        if level > self.params.max_level() {
+            return Err(Error::LevelOutOfRange {
+                level,
+                max: self.params.max_level(),
+            });
+        }
         let mut sg = sk.s.automorphism(g)?;
-        let key = self.gen_switching_key(sk, &sg, rng);
+        let key = self.gen_switching_key(sk, &sg, level, rng);
         sg.zeroize();
         key
     }
@@ -396,7 +433,12 @@ pub fn key_switch_decomposed(
 ) -> Result<(RnsPoly<Ntt>, RnsPoly<Ntt>)> {
     let level = dec.level;
     let ring_qp = params.ring_qp(level)?;
-    let key_idx = qp_indices(params, level);
+    if level > key.level {
+        return Err(Error::InvalidKey {
+            reason: "switching key generated for a lower level than the ciphertext's",
+        });
+    }
+    let key_idx = key_indices(params, level, key.level);
     if dec.digits.len() > key.digits.len() {
         return Err(Error::InvalidKey {
             reason: "switching key has too few digits for this level",

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 4] = b"HECK";
 /// The format version written and accepted.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 const HEADER_LEN: usize = 4 + 2 + 1 + 32;
 const TRAILER_LEN: usize = 32;
 
@@ -331,6 +331,7 @@ impl PublicKey {
 }
 
 fn write_switching_key(w: &mut Writer, k: &SwitchingKey) {
+    w.u32(k.level as u32);
     w.u32(k.digits.len() as u32);
     for (b, a) in &k.digits {
         w.poly(b);
@@ -339,15 +340,19 @@ fn write_switching_key(w: &mut Writer, k: &SwitchingKey) {
 }
 
 fn read_switching_key(r: &mut Reader<'_>, params: &Parameters) -> Result<SwitchingKey> {
+    let level = r.u32()? as usize;
+    if level > params.max_level() {
+        return Err(err("switching key above the parameters' top level"));
+    }
     let dnum = r.u32()? as usize;
-    if dnum != params.dnum() {
+    if dnum != crate::params::digits_at_level(level, params.digit_primes()).len() {
         return Err(err("switching key has the wrong number of digits"));
     }
-    let ring = params.ring_qp(params.max_level())?;
+    let ring = params.ring_qp(level)?;
     let digits = (0..dnum)
         .map(|_| Ok((r.poly(ring)?, r.poly(ring)?)))
         .collect::<Result<Vec<_>>>()?;
-    Ok(SwitchingKey { digits })
+    Ok(SwitchingKey { digits, level })
 }
 
 impl SwitchingKey {

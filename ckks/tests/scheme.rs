@@ -413,3 +413,37 @@ fn mul_plain_sum_equals_products_then_additions() {
     let squared = c.eval.mul_relin(&cts[0], &cts[1]).unwrap();
     assert!(c.eval.mul_plain_sum(&[(&squared, &pts[0])]).is_ok());
 }
+
+#[test]
+fn galois_keys_generated_for_a_lower_level_rotate_there_and_refuse_above() {
+    let mut c = ctx();
+    let kg = KeyGenerator::new(&c.params);
+    let g = galois_element_for_rotation(5, c.params.n());
+    let low_key = kg.gen_galois_key_at_level(&c.sk, g, 1, &mut c.rng).unwrap();
+    let full_key = kg.gen_galois_key(&c.sk, g, &mut c.rng).unwrap();
+    assert_eq!((low_key.level(), full_key.level()), (1, 3));
+    assert!(low_key.memory_bytes() < full_key.memory_bytes() / 2);
+    assert!(matches!(
+        kg.gen_galois_key_at_level(&c.sk, g, 4, &mut c.rng),
+        Err(Error::LevelOutOfRange { .. })
+    ));
+    // The serialized key keeps its level.
+    let low_key = ckks::rlwe::SwitchingKey::from_bytes(&low_key.to_bytes(&c.params), &c.params).unwrap();
+    assert_eq!(low_key.level(), 1);
+    let mut keys = EvaluationKeys::default();
+    keys.galois.insert(g, low_key);
+    let eval = Evaluator::new(&c.params, Arc::new(keys));
+    let x = random_values(512, 21);
+    let ct = c.encrypt(&x);
+    assert!(matches!(eval.rotate(&ct, 5), Err(Error::InvalidKey { .. })));
+    let expected: Vec<Complex64> = (0..512).map(|i| x[(i + 5) % 512]).collect();
+    for level in [1, 0] {
+        let low = eval.drop_to_level(&ct, level).unwrap();
+        let plain = c.decrypt(&eval.rotate(&low, 5).unwrap());
+        let hoisted = c.decrypt(&eval.rotate_hoisted(&low, &[5]).unwrap()[0]);
+        for got in [plain, hoisted] {
+            let err = max_err(&expected, &got);
+            assert!(err < 2f64.powi(-18), "level {level}: error {err}");
+        }
+    }
+}
