@@ -95,9 +95,9 @@ pub type Result<T> = std::result::Result<T, EncryptedError>;
 
 /// A plaintext-weight product followed by the addition of a plaintext matrix (bias, positions).
 #[derive(Debug)]
-struct Affine {
+pub(crate) struct Affine {
     /// Operations of one application (the BSGS product, its rescale).
-    counts: OpCounts,
+    pub(crate) counts: OpCounts,
     input: RowMajor,
     output: RowMajor,
     level: usize,
@@ -142,17 +142,29 @@ pub struct ForwardProfile {
     pub activations: f64,
     /// Residual additions and mean pooling.
     pub other: f64,
+    /// LayerNorms (row means and variances, the inverse square root, the product).
+    #[serde(default)]
+    pub normalization: f64,
+    /// Bootstrapping (with the scaling of its input into range).
+    #[serde(default)]
+    pub bootstrap: f64,
 }
 
 impl ForwardProfile {
     /// All of it.
     pub fn total(&self) -> f64 {
-        self.encode + self.plain_matmul + self.cipher_matmul + self.activations + self.other
+        self.encode
+            + self.plain_matmul
+            + self.cipher_matmul
+            + self.activations
+            + self.other
+            + self.normalization
+            + self.bootstrap
     }
 }
 
 /// Runs `f`, adding its wall-clock seconds to `slot`.
-fn timed<T>(slot: &mut f64, f: impl FnOnce() -> T) -> T {
+pub(crate) fn timed<T>(slot: &mut f64, f: impl FnOnce() -> T) -> T {
     let t = std::time::Instant::now();
     let r = f();
     *slot += t.elapsed().as_secs_f64();
@@ -162,7 +174,7 @@ fn timed<T>(slot: &mut f64, f: impl FnOnce() -> T) -> T {
 impl Affine {
     /// `X W + B` for `X` at `level` in `input`; `bias_rows` gives row `t` of `B` (`rows x d'`, zero past
     /// the valid rows).
-    fn new(
+    pub(crate) fn new(
         params: &Arc<Parameters>,
         encoder: &CkksEncoder,
         input: RowMajor,
@@ -223,17 +235,17 @@ impl Affine {
         Ok((mm, bias))
     }
 
-    fn output_layout(&self) -> RowMajor {
+    pub(crate) fn output_layout(&self) -> RowMajor {
         self.output
     }
 
-    fn rotations_needed(&self) -> Vec<i64> {
+    pub(crate) fn rotations_needed(&self) -> Vec<i64> {
         self.rotations.clone()
     }
 
     /// `X W + B`; under [`WeightEncoding::PerForward`] `W` and `B` are encoded with `encoder` first and
     /// dropped after.
-    fn apply(
+    pub(crate) fn apply(
         &self,
         params: &Arc<Parameters>,
         encoder: Option<&CkksEncoder>,
@@ -349,7 +361,7 @@ fn weight_rows(d: &Dense, cols: std::ops::Range<usize>, factor: f64) -> Result<V
 }
 
 /// The bias row `b * factor + shift` repeated over the first `rows` rows of `total`, zero rows after.
-fn bias_rows(bias: &[f64], factor: f64, shift: f64, rows: usize, total: usize) -> Vec<Vec<f64>> {
+pub(crate) fn bias_rows(bias: &[f64], factor: f64, shift: f64, rows: usize, total: usize) -> Vec<Vec<f64>> {
     (0..total)
         .map(|t| {
             if t < rows {
@@ -1163,7 +1175,7 @@ fn check_supported(model: &ReferenceModel) -> Result<()> {
 }
 
 /// `q_level` as f64.
-fn prime(params: &Parameters, level: usize) -> Result<f64> {
+pub(crate) fn prime(params: &Parameters, level: usize) -> Result<f64> {
     params
         .q()
         .get(level)
@@ -1215,7 +1227,11 @@ fn pool(eval: &Evaluator, x: &EncryptedMatrix, batch: usize) -> Result<Encrypted
 }
 
 /// `x + y`, `x` dropped to `y`'s level.
-fn residual(eval: &Evaluator, x: &EncryptedMatrix, y: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+pub(crate) fn residual(
+    eval: &Evaluator,
+    x: &EncryptedMatrix,
+    y: &EncryptedMatrix,
+) -> Result<EncryptedMatrix> {
     if x.layout != y.layout || x.tiles.len() != y.tiles.len() {
         return Err(EncryptedError::Shape(format!(
             "residual of layouts {:?} and {:?}",

@@ -18,6 +18,7 @@
 pub mod data;
 pub mod deploy;
 pub mod encrypted;
+pub mod encrypted_lm;
 pub mod model;
 pub mod pipeline;
 pub mod reference;

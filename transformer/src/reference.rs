@@ -547,16 +547,11 @@ impl ReferenceModel {
     }
 
     fn layer_norm_with(&self, x: &[f64], params: &LayerNormParams, inv: Site<'_>) -> Vec<f64> {
-        let n = x.len().max(1) as f64;
-        let mean = x.iter().sum::<f64>() / n;
-        let centred: Vec<f64> = x.iter().map(|v| v - mean).collect();
-        let var = centred.iter().map(|c| c * c).sum::<f64>() / n + LN_EPS;
-        let inv = inv.eval(var);
-        centred
+        normalize(x, inv)
             .iter()
             .zip(&params.gamma)
             .zip(&params.beta)
-            .map(|((c, g), b)| c * inv * g + b)
+            .map(|((c, g), b)| c * g + b)
             .collect()
     }
 
@@ -600,6 +595,18 @@ impl ReferenceModel {
         let Some(blk) = self.blocks.get(index) else {
             return Vec::new();
         };
+        self.attention_heads(index, h, causal)
+            .iter()
+            .map(|r| blk.proj.apply(r))
+            .collect()
+    }
+
+    /// The heads' outputs of block `index`'s attention, side by side (`[len, dim]`), before the
+    /// projection.
+    fn attention_heads(&self, index: usize, h: &[Vec<f64>], causal: bool) -> Vec<Vec<f64>> {
+        let Some(blk) = self.blocks.get(index) else {
+            return Vec::new();
+        };
         let d = self.config.dim;
         let (heads, dh) = (self.config.heads, self.config.head_dim());
         let sqrt_dh = (dh as f64).sqrt();
@@ -625,7 +632,7 @@ impl ReferenceModel {
                 }
             }
         }
-        o.iter().map(|r| blk.proj.apply(r)).collect()
+        o
     }
 
     /// The MLP of block `index` on normalised rows (not the residual). An `index` past the blocks gives
@@ -718,6 +725,54 @@ impl ReferenceModel {
         Ok(trace)
     }
 
+    /// The token matrix at the points where [`crate::encrypted_lm::EncryptedLm`] may bootstrap and
+    /// where its traced forward taps the encrypted values, for one token sequence: `embed`, per block
+    /// `blocks.{i}.norm1` (the normalised rows before `gamma` and `beta`), `blocks.{i}.heads` (the
+    /// attention heads before the projection), `blocks.{i}.attn` (after the attention residual),
+    /// `blocks.{i}.norm2`, `blocks.{i}.mlp` (after the MLP residual), then `norm` and `logits`. LayerNorm
+    /// models only.
+    ///
+    /// # Errors
+    /// [`ReferenceError::Input`] for a vision model, a model without LayerNorms, or bad token ids.
+    pub fn trace_tokens(&self, ids: &[u32]) -> Result<Vec<LayerValues>, ReferenceError> {
+        let (Some(final_norm), true) = (
+            self.norm.as_ref(),
+            self.blocks.iter().all(|b| b.norm1.is_some() && b.norm2.is_some()),
+        ) else {
+            return Err(ReferenceError::Input(
+                "token traces are defined for LayerNorm models".into(),
+            ));
+        };
+        let mut x = self.embed_tokens(ids)?;
+        let mut trace = vec![("embed".to_string(), x.clone())];
+        let normalized = |x: &[Vec<f64>], prefix: &str| -> Vec<Vec<f64>> {
+            let inv = self.site(&format!("{prefix}.var"), SiteKind::InvSqrt);
+            x.iter().map(|r| normalize(r, inv)).collect()
+        };
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let prefix = format!("blocks.{i}.norm1");
+            trace.push((prefix.clone(), normalized(&x, &prefix)));
+            let h = self.norm_rows(&x, blk.norm1.as_ref(), &prefix);
+            let heads = self.attention_heads(i, &h, true);
+            trace.push((format!("blocks.{i}.heads"), heads.clone()));
+            let a: Vec<Vec<f64>> = heads.iter().map(|r| blk.proj.apply(r)).collect();
+            add_rows(&mut x, &a);
+            trace.push((format!("blocks.{i}.attn"), x.clone()));
+            let prefix = format!("blocks.{i}.norm2");
+            trace.push((prefix.clone(), normalized(&x, &prefix)));
+            let h = self.norm_rows(&x, blk.norm2.as_ref(), &prefix);
+            add_rows(&mut x, &self.mlp(i, &h));
+            trace.push((format!("blocks.{i}.mlp"), x.clone()));
+        }
+        trace.push(("norm".to_string(), normalized(&x, "norm")));
+        let h = self.norm_rows(&x, Some(final_norm), "norm");
+        trace.push((
+            "logits".to_string(),
+            h.iter().map(|r| self.head.apply(r)).collect(),
+        ));
+        Ok(trace)
+    }
+
     /// Class logits of `n` images stored one after another (`images.len() = n * channels * s * s`).
     pub fn forward_images(&self, images: &[f64]) -> Result<Vec<Vec<f64>>, ReferenceError> {
         let TaskConfig::Vision {
@@ -745,6 +800,16 @@ impl ReferenceModel {
         let x = self.encode(self.embed_tokens(ids)?, true);
         Ok(x.iter().map(|r| self.head.apply(r)).collect())
     }
+}
+
+/// `(x - mean) * inv(var + eps)` of one row: a LayerNorm before its `gamma` and `beta`.
+fn normalize(x: &[f64], inv: Site<'_>) -> Vec<f64> {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let centred: Vec<f64> = x.iter().map(|v| v - mean).collect();
+    let var = centred.iter().map(|c| c * c).sum::<f64>() / n + LN_EPS;
+    let inv = inv.eval(var);
+    centred.iter().map(|c| c * inv).collect()
 }
 
 /// Cuts one `[channels, s, s]` image (row-major) into `(s / p)^2` patch rows of `channels * p * p`

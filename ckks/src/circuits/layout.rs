@@ -645,6 +645,67 @@ fn spread(eval: &Evaluator, ct: &Ciphertext, count: usize, step: usize) -> Resul
     Ok(acc)
 }
 
+/// Column 0 of a row-major matrix (zeros in every other slot of the rows) copied into the first
+/// `cols` columns of each row by rotate-and-add: `floor(log2 cols) + popcount(cols) - 1` rotations, no
+/// level, no mask (e.g. a LayerNorm's per-row inverse standard deviation spread over the row).
+#[derive(Clone, Copy, Debug)]
+pub struct SpreadColumn {
+    input: RowMajor,
+    output: RowMajor,
+}
+
+impl SpreadColumn {
+    /// Spreads column 0 of `input` (whatever its `cols`) over `cols` columns.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] for `cols` of 0 or above the stride, or an invalid layout.
+    pub fn new(input: RowMajor, cols: usize) -> Result<Self> {
+        check_row_major(&input)?;
+        if cols == 0 || cols > input.stride {
+            return Err(Error::InvalidSlots {
+                slots: cols,
+                max: input.stride,
+            });
+        }
+        Ok(Self {
+            input,
+            output: RowMajor { cols, ..input },
+        })
+    }
+
+    /// The output layout (the input's, with `cols` columns).
+    pub fn output(&self) -> RowMajor {
+        self.output
+    }
+
+    /// Rotations (key switches) per tile.
+    pub fn rotation_count(&self) -> usize {
+        spread_rotation_count(self.output.cols)
+    }
+
+    /// Rotations needed (for key generation), in `0..slots`.
+    pub fn rotations_needed(&self) -> Vec<i64> {
+        sorted(spread_rotations(self.output.cols, 1, self.input.slots))
+    }
+
+    /// The spread matrix, at the input's level and scale.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] for an input of another layout; [`Error::MissingGaloisKey`].
+    pub fn apply(&self, eval: &Evaluator, x: &EncryptedMatrix) -> Result<EncryptedMatrix> {
+        check_matrix(x, self.input)?;
+        let tiles = x
+            .tiles
+            .iter()
+            .map(|ct| spread(eval, ct, self.output.cols, 1))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EncryptedMatrix {
+            layout: self.output,
+            tiles,
+        })
+    }
+}
+
 /// Row 0 of a one-row row-major matrix copied into `rows` rows ([`Replicated`]) by rotate-and-add:
 /// `floor(log2 rows) + popcount(rows) - 1` rotations, no level.
 #[derive(Clone, Copy, Debug)]

@@ -498,6 +498,38 @@ impl EncryptedAttention {
             .collect()
     }
 
+    /// `V` rotated by each offset's rows (hoisted, in the order of [`EncryptedAttention::offsets`]):
+    /// the partner of score diagonal `delta` in `scores x V`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSlots`] for a matrix of another layout; [`Error::MissingGaloisKey`].
+    pub fn rotated_values(&self, eval: &Evaluator, v: &EncryptedMatrix) -> Result<Vec<Ciphertext>> {
+        if v.layout != self.layout || v.tiles.len() != 1 {
+            return Err(Error::InvalidSlots {
+                slots: v.layout.slots,
+                max: self.layout.slots,
+            });
+        }
+        let rots: Vec<i64> = self.offsets.iter().map(|&d| self.row_rotation(d)).collect();
+        eval.rotate_hoisted(&v.tiles[0], &rots)
+    }
+
+    /// Spreads slot `t * stride + h * d_h` of a score diagonal over the head's `d_h` columns
+    /// (`log2(d_h)` rotations; the other slots of the head must hold zeros).
+    ///
+    /// # Errors
+    /// [`Error::MissingGaloisKey`].
+    pub fn replicate_in_heads(&self, eval: &Evaluator, a: &Ciphertext) -> Result<Ciphertext> {
+        let s = self.layout.slots as i64;
+        let mut b = a.clone();
+        let mut step = 1i64;
+        while (step as usize) < self.head_width() {
+            b = eval.add(&b, &eval.rotate(&b, (-step).rem_euclid(s))?)?;
+            step *= 2;
+        }
+        Ok(b)
+    }
+
     /// `sum_delta diag_delta(A) * V` (A the possibly activated scores, one ciphertext per offset
     /// as produced by [`EncryptedAttention::scores`]), in the layout of `V`.
     ///
@@ -522,19 +554,14 @@ impl EncryptedAttention {
             });
         }
         let level = scores.first().map(|c| c.level()).unwrap_or(0);
-        let vc = eval.drop_to_level(&v.tiles[0], level)?;
-        let s = self.layout.slots as i64;
-        let rots: Vec<i64> = self.offsets.iter().map(|&d| self.row_rotation(d)).collect();
-        let v_rotated = eval.rotate_hoisted(&vc, &rots)?;
+        let vc = EncryptedMatrix {
+            layout: v.layout,
+            tiles: vec![eval.drop_to_level(&v.tiles[0], level)?],
+        };
+        let v_rotated = self.rotated_values(eval, &vc)?;
         let mut acc: Option<Ciphertext> = None;
         for (a, vr) in scores.iter().zip(&v_rotated) {
-            // Replicate slot h * d_h across the head's columns (the others are zero).
-            let mut b = a.clone();
-            let mut step = 1i64;
-            while (step as usize) < self.head_width() {
-                b = eval.add(&b, &eval.rotate(&b, (-step).rem_euclid(s))?)?;
-                step *= 2;
-            }
+            let b = self.replicate_in_heads(eval, a)?;
             let term = eval.mul_relin(&b, vr)?;
             acc = Some(match acc {
                 None => term,

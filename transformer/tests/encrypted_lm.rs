@@ -1,0 +1,377 @@
+//! The encrypted causal LM end to end at toy parameters: the tiny LayerNorm LM
+//! (`ModelConfig::lm_tiny`, GELU attention and MLP fitted at degree 15, the inverse square roots as
+//! single degree-15 interpolants) on CKKS ciphertexts with bootstrapping placed by the planner,
+//! against the f64 reference with the same polynomials.
+//!
+//! **INSECURE toy parameters**: N = 2^10, a sparse secret of weight 32, flagged `InsecureForTests`;
+//! they exercise the arithmetic and the planning, not the security.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test fixtures fail loudly"
+)]
+
+use std::sync::{Arc, OnceLock};
+
+use burn::backend::ndarray::NdArrayDevice;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::Backend;
+use ckks::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
+use ckks::params::{Parameters, ParametersLiteral, SecretDistribution, SecurityLevel};
+use ckks::ring::poly::galois_element_for_rotation;
+use ckks::rlwe::{Encryptor, KeyGenerator, SecretKey};
+use ckks::scheme::evaluator::{CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
+use poly_approx::{chebyshev::interpolate, Interval};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use transformer::encrypted::{EncryptedError, WeightEncoding};
+use transformer::encrypted_lm::{EncryptedLm, LmOptions};
+use transformer::model::checkpoint::export_f64;
+use transformer::model::sites::Chebyshev;
+use transformer::model::{
+    record_ranges, train, CpuTrain, FitConfig, ModelConfig, PolySet, SiteKind, SitePoly, TaskData,
+    TrainConfig, Transformer,
+};
+use transformer::pipeline::synthetic;
+use transformer::reference::ReferenceModel;
+
+/// The trained tiny LM with fitted polynomials, and token windows of its held-out split.
+struct Fixture {
+    model: ReferenceModel,
+    /// Calibration windows (training split).
+    calibration: Vec<Vec<u32>>,
+    /// Test windows (held-out split).
+    windows: Vec<Vec<u32>>,
+}
+
+fn windows(ids: &[u32], len: usize, n: usize) -> Vec<Vec<u32>> {
+    ids.chunks_exact(len + 1)
+        .take(n)
+        .map(|w| w[..len].to_vec())
+        .collect()
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let cfg = ModelConfig::lm_tiny();
+        let (data, _) = synthetic(&cfg);
+        let device = NdArrayDevice::default();
+        <CpuTrain as Backend>::seed(&device, 1);
+        let model = Transformer::<CpuTrain>::new(&cfg, &device);
+        let tc = TrainConfig {
+            epochs: 1,
+            batch: 32,
+            lr: 1e-2,
+            weight_decay: 0.0,
+            warmup: 0.0,
+            clip: 1.0,
+            seed: 1,
+            log_every: 0,
+            range: None,
+        };
+        let (model, history) = train(model, &data, &tc, None, None, Some(16), "encrypted-lm-test").unwrap();
+        assert!(!history.diverged, "training diverged");
+        let model = model.valid();
+        let record = record_ranges(&model, &data, 32, 128);
+        let mut polys = PolySet::fit(
+            &record,
+            &FitConfig {
+                gelu_degree: 15,
+                ..FitConfig::default()
+            },
+        )
+        .unwrap();
+        // The encrypted LayerNorm evaluates one polynomial (no Newton steps): degree-15 interpolants
+        // of 1/sqrt on the fitted intervals.
+        for site in polys.sites.values_mut() {
+            if site.kind == SiteKind::InvSqrt {
+                let (a, b) = (site.interval.min, site.interval.max);
+                let p = interpolate(|x| 1.0 / x.sqrt(), Interval::new(a, b).unwrap(), 15).unwrap();
+                site.poly = SitePoly::Newton {
+                    inverse_sqrt: true,
+                    initial: Chebyshev {
+                        a,
+                        b,
+                        coeffs: p.coeffs().to_vec(),
+                    },
+                    steps: 0,
+                };
+            }
+        }
+        let weights = export_f64(&model).unwrap();
+        let reference = ReferenceModel::new(&cfg, &weights, Some(&polys)).unwrap();
+        let TaskData::Tokens {
+            train, test, seq_len, ..
+        } = &data
+        else {
+            panic!("not tokens");
+        };
+        Fixture {
+            model: reference,
+            calibration: windows(train, *seq_len, 32),
+            windows: windows(test, *seq_len, 4),
+        }
+    })
+}
+
+/// Toy bootstrapping parameters: q_0 of 60 bits, 9 working levels of 45 bits, 12 bootstrapping
+/// levels of 60 bits (CoeffsToSlots 2, EvalMod 5 + 3, SlotsToCoeffs 2).
+fn toy_boot() -> (Arc<Parameters>, BootstrapConfig) {
+    let config = BootstrapConfig {
+        cts_levels: 2,
+        stc_levels: 2,
+        k: 12.0,
+        cos_degree: 31,
+        double_angle: 3,
+        slots: None,
+    };
+    let params = Parameters::new(ParametersLiteral {
+        log_n: 10,
+        log_q: std::iter::once(60)
+            .chain(std::iter::repeat_n(45, 9))
+            .chain(std::iter::repeat_n(60, 12))
+            .collect(),
+        log_p: vec![60, 60, 60],
+        log_default_scale: 45,
+        secret: SecretDistribution::SparseTernary { hamming_weight: 32 },
+        security: SecurityLevel::InsecureForTests,
+        dnum: None,
+    })
+    .unwrap();
+    (params, config)
+}
+
+struct Run {
+    lm: EncryptedLm,
+    sk: SecretKey,
+    encoder: CkksEncoder,
+    encryptor: CkksEncryptor,
+    eval: Evaluator,
+    rng: ChaCha20Rng,
+}
+
+fn prepare(batch: usize, weights: WeightEncoding) -> Run {
+    let f = fixture();
+    let (params, config) = toy_boot();
+    let encoder = CkksEncoder::new(&params).unwrap();
+    let boot = Arc::new(Bootstrapper::new(&params, &encoder, config).unwrap());
+    let start = boot.output_level();
+    let lm = EncryptedLm::new(
+        &f.model,
+        &params,
+        &encoder,
+        Some(boot),
+        start,
+        LmOptions {
+            weights,
+            batch,
+            ..LmOptions::default()
+        },
+        &f.calibration,
+    )
+    .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let kg = KeyGenerator::new(&params);
+    let sk = kg.gen_secret_key(&mut rng).unwrap();
+    let pk = kg.gen_public_key(&sk, &mut rng).unwrap();
+    let mut keys = EvaluationKeys {
+        relin: Some(kg.gen_relin_key(&sk, &mut rng).unwrap()),
+        ..Default::default()
+    };
+    for (g, level) in lm.galois_keys_needed() {
+        keys.galois
+            .insert(g, kg.gen_galois_key_at_level(&sk, g, level, &mut rng).unwrap());
+    }
+    let eval = Evaluator::new(&params, Arc::new(keys));
+    Run {
+        lm,
+        sk,
+        encoder,
+        encryptor: CkksEncryptor(Encryptor::Public(pk)),
+        eval,
+        rng,
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
+        )
+        .0
+}
+
+/// Runs `windows` through the encrypted LM and returns the max |logit error| against the reference,
+/// checking the planned bootstraps were the ones performed and every top-1 token agrees.
+fn run_and_compare(run: &mut Run, windows: &[Vec<u32>]) -> f64 {
+    let f = fixture();
+    let ct = run
+        .lm
+        .encrypt_windows(&run.encoder, &run.encryptor, windows, &mut run.rng)
+        .unwrap();
+    let out = run.lm.forward(&run.eval, &ct).unwrap();
+    assert_eq!(out.bootstraps, run.lm.bootstraps_planned());
+    assert!(out
+        .logits
+        .iter()
+        .all(|m| m.tiles[0].level() == run.lm.output_level()));
+    let got = run.lm.decrypt_logits(&run.encoder, &run.sk, &out.logits).unwrap();
+    let mut worst = 0.0f64;
+    for (w, ids) in windows.iter().enumerate() {
+        let expected = f.model.forward_tokens(ids).unwrap();
+        for (t, (e, g)) in expected.iter().zip(&got[w]).enumerate() {
+            assert_eq!(e.len(), g.len());
+            let err = e.iter().zip(g).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            worst = worst.max(err);
+            assert_eq!(
+                argmax(e),
+                argmax(g),
+                "window {w} position {t}: top-1 differs (error {err:.2e})"
+            );
+        }
+    }
+    worst
+}
+
+#[test]
+fn encrypted_lm_logits_match_the_reference_through_bootstraps() {
+    let mut run = prepare(1, WeightEncoding::Once);
+    assert!(
+        run.lm.bootstraps_planned() >= 2,
+        "the toy chain forces bootstraps"
+    );
+    let f = fixture();
+    let err = run_and_compare(&mut run, &f.windows[..1]);
+    eprintln!(
+        "tiny LM, {} bootstraps, max |logit error| {err:.2e}",
+        run.lm.bootstraps_planned()
+    );
+    // Bootstrapping at N = 2^10 keeps about 20 bits of the (scaled) inputs; the logits of the tiny
+    // LM are of order 1.
+    assert!(err < 1e-2, "max logit error {err}");
+}
+
+#[test]
+fn a_batch_of_windows_matches_each_reference_with_weights_encoded_per_forward() {
+    let mut run = prepare(2, WeightEncoding::PerForward);
+    let f = fixture();
+    let err = run_and_compare(&mut run, &f.windows[1..3]);
+    assert!(err < 1e-2, "max logit error {err}");
+}
+
+#[test]
+fn galois_keys_are_the_rotations_used_at_their_levels() {
+    let run = prepare(1, WeightEncoding::Once);
+    let n = 1 << 10;
+    let keys = run.lm.galois_keys_needed();
+    for (&r, &level) in run.lm.rotations_needed() {
+        let g = galois_element_for_rotation(r, n);
+        let (_, l) = keys
+            .iter()
+            .find(|(e, _)| *e == g)
+            .expect("every rotation has a key");
+        assert!(*l >= level);
+        assert!(level <= run.lm.start_level());
+    }
+    // A forward with keys below the levels they are used at fails with a typed error, not garbage.
+    let f = fixture();
+    let (params, config) = toy_boot();
+    let encoder = CkksEncoder::new(&params).unwrap();
+    let boot = Arc::new(Bootstrapper::new(&params, &encoder, config).unwrap());
+    let start = boot.output_level();
+    let lm = EncryptedLm::new(
+        &f.model,
+        &params,
+        &encoder,
+        Some(boot),
+        start,
+        LmOptions::default(),
+        &f.calibration,
+    )
+    .unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let kg = KeyGenerator::new(&params);
+    let sk = kg.gen_secret_key(&mut rng).unwrap();
+    let pk = kg.gen_public_key(&sk, &mut rng).unwrap();
+    let mut keys = EvaluationKeys {
+        relin: Some(kg.gen_relin_key(&sk, &mut rng).unwrap()),
+        ..Default::default()
+    };
+    let top = params.max_level();
+    // The model's own keys (not the bootstrapping circuit's) generated for level 0 only.
+    for (g, level) in lm.galois_keys_needed() {
+        let level = if level == top { top } else { 0 };
+        keys.galois
+            .insert(g, kg.gen_galois_key_at_level(&sk, g, level, &mut rng).unwrap());
+    }
+    let eval = Evaluator::new(&params, Arc::new(keys));
+    let ct = lm
+        .encrypt_windows(
+            &encoder,
+            &CkksEncryptor(Encryptor::Public(pk)),
+            &f.windows[..1],
+            &mut rng,
+        )
+        .unwrap();
+    let r = lm.forward(&eval, &ct);
+    assert!(
+        matches!(r, Err(EncryptedError::Ckks(ckks::Error::InvalidKey { .. }))),
+        "{:?}",
+        r.map(|o| o.bootstraps)
+    );
+}
+
+#[test]
+fn models_and_inputs_it_cannot_handle_are_typed_errors() {
+    let f = fixture();
+    let (params, config) = toy_boot();
+    let encoder = CkksEncoder::new(&params).unwrap();
+    let boot = Arc::new(Bootstrapper::new(&params, &encoder, config).unwrap());
+    let start = boot.output_level();
+    let new =
+        |model: &ReferenceModel, boot: Option<Arc<Bootstrapper>>, options: LmOptions, cal: &[Vec<u32>]| {
+            EncryptedLm::new(model, &params, &encoder, boot, start, options, cal)
+        };
+    // Without bootstrapping the 9 levels do not hold the model.
+    assert!(matches!(
+        new(&f.model, None, LmOptions::default(), &f.calibration),
+        Err(EncryptedError::Levels { .. })
+    ));
+    // Bootstrapping needs calibration windows to scale its inputs.
+    assert!(matches!(
+        new(&f.model, Some(boot.clone()), LmOptions::default(), &[]),
+        Err(EncryptedError::Input(_))
+    ));
+    // A batch that does not fit.
+    let too_many = LmOptions {
+        batch: 3,
+        ..LmOptions::default()
+    };
+    assert!(matches!(
+        new(&f.model, Some(boot.clone()), too_many, &f.calibration),
+        Err(EncryptedError::Shape(_))
+    ));
+    // Newton steps on ciphertexts are refused, not approximated silently.
+    let mut newton = f.model.clone();
+    let polys = newton.polys.as_mut().unwrap();
+    let site = polys.sites.get_mut("blocks.0.norm1.var").unwrap();
+    if let SitePoly::Newton { steps, .. } = &mut site.poly {
+        *steps = 1;
+    }
+    assert!(matches!(
+        new(&newton, Some(boot.clone()), LmOptions::default(), &f.calibration),
+        Err(EncryptedError::Unsupported(_))
+    ));
+    // Inputs: a window of another length, an id outside the vocabulary.
+    let lm = new(&f.model, Some(boot), LmOptions::default(), &f.calibration).unwrap();
+    let short = vec![f.windows[0][..3].to_vec()];
+    assert!(matches!(lm.token_matrix(&short), Err(EncryptedError::Shape(_))));
+    let mut bad = f.windows[0].clone();
+    bad[0] = 1000;
+    assert!(matches!(lm.token_matrix(&[bad]), Err(EncryptedError::Input(_))));
+}
