@@ -66,6 +66,9 @@ enum Command {
         /// Seeds `seed, seed + 1, ...` of the training experiments (default: the preset's, 3 at cpu).
         #[arg(long)]
         seeds: Option<usize>,
+        /// Items (windows) of the encrypted-LM experiment, overriding the preset's.
+        #[arg(long)]
+        limit: Option<usize>,
         /// Output directory.
         #[arg(long, default_value = "results")]
         out: PathBuf,
@@ -200,6 +203,7 @@ fn main() -> Result<()> {
             preset,
             seed,
             seeds,
+            limit,
             out,
         } => {
             let exp = experiments::find(&experiment)?;
@@ -214,6 +218,7 @@ fn main() -> Result<()> {
                 preset,
                 seed,
                 seeds,
+                limit,
                 out,
             })?;
             println!(
@@ -302,6 +307,7 @@ fn main() -> Result<()> {
                         preset: if secure { Preset::Cpu } else { Preset::Tiny },
                         seed: config.seed,
                         seeds: None,
+                        limit: None,
                         out,
                     };
                     let provenance = provenance::Provenance::collect(

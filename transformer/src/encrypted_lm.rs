@@ -1221,3 +1221,30 @@ impl EncryptedLm {
         Ok(y)
     }
 }
+
+/// Replaces the fit of every inverse-square-root site of `polys` by one Chebyshev interpolant of
+/// `degree` on the site's interval, with no Newton step (the form [`EncryptedLm`] evaluates; the
+/// CPU LM's fits already have it). Returns the number of sites replaced.
+///
+/// # Errors
+/// [`EncryptedError::Approximation`] for an interval the interpolation refuses.
+pub fn single_polynomial_inverse_sqrt(polys: &mut crate::model::PolySet, degree: usize) -> Result<usize> {
+    let mut n = 0;
+    for site in polys.sites.values_mut() {
+        if site.kind == crate::model::SiteKind::InvSqrt {
+            let (a, b) = (site.interval.min, site.interval.max);
+            let p = poly_approx::chebyshev::interpolate(|x| 1.0 / x.sqrt(), Interval::new(a, b)?, degree)?;
+            site.poly = SitePoly::Newton {
+                inverse_sqrt: true,
+                initial: crate::model::sites::Chebyshev {
+                    a,
+                    b,
+                    coeffs: p.coeffs().to_vec(),
+                },
+                steps: 0,
+            };
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -23,16 +23,14 @@ use ckks::params::{Parameters, ParametersLiteral, SecretDistribution, SecurityLe
 use ckks::ring::poly::galois_element_for_rotation;
 use ckks::rlwe::{Encryptor, KeyGenerator, SecretKey};
 use ckks::scheme::evaluator::{CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
-use poly_approx::{chebyshev::interpolate, Interval};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use transformer::encrypted::{EncryptedError, WeightEncoding};
-use transformer::encrypted_lm::{EncryptedLm, LmOptions};
+use transformer::encrypted_lm::{single_polynomial_inverse_sqrt, EncryptedLm, LmOptions};
 use transformer::model::checkpoint::export_f64;
-use transformer::model::sites::Chebyshev;
 use transformer::model::{
-    record_ranges, train, CpuTrain, FitConfig, ModelConfig, PolySet, SiteKind, SitePoly, TaskData,
-    TrainConfig, Transformer,
+    record_ranges, train, CpuTrain, FitConfig, ModelConfig, PolySet, SitePoly, TaskData, TrainConfig,
+    Transformer,
 };
 use transformer::pipeline::synthetic;
 use transformer::reference::ReferenceModel;
@@ -86,21 +84,7 @@ fn fixture() -> &'static Fixture {
         .unwrap();
         // The encrypted LayerNorm evaluates one polynomial (no Newton steps): degree-15 interpolants
         // of 1/sqrt on the fitted intervals.
-        for site in polys.sites.values_mut() {
-            if site.kind == SiteKind::InvSqrt {
-                let (a, b) = (site.interval.min, site.interval.max);
-                let p = interpolate(|x| 1.0 / x.sqrt(), Interval::new(a, b).unwrap(), 15).unwrap();
-                site.poly = SitePoly::Newton {
-                    inverse_sqrt: true,
-                    initial: Chebyshev {
-                        a,
-                        b,
-                        coeffs: p.coeffs().to_vec(),
-                    },
-                    steps: 0,
-                };
-            }
-        }
+        assert_eq!(single_polynomial_inverse_sqrt(&mut polys, 15).unwrap(), 3);
         let weights = export_f64(&model).unwrap();
         let reference = ReferenceModel::new(&cfg, &weights, Some(&polys)).unwrap();
         let TaskData::Tokens {

@@ -8,6 +8,7 @@ pub mod ablation;
 pub mod approx_error;
 pub mod bootstrap;
 pub mod he_agreement;
+pub mod he_agreement_lm;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ pub struct RunArgs {
     pub seed: u64,
     /// Number of seeds (`seed`, `seed + 1`, ...) for the training experiments, overriding the preset's.
     pub seeds: Option<usize>,
+    /// Items of the encrypted-LM experiment (windows), overriding the preset's.
+    pub limit: Option<usize>,
     /// Output directory.
     pub out: PathBuf,
 }
@@ -245,6 +248,22 @@ Experiment {
     run: run_he_agreement,
     plot: he_agreement::plot,
     summary: he_agreement::summary,
+},
+Experiment {
+    name: "he-agreement-lm",
+    description: "Encrypted polynomial LM (LayerNorm on ciphertexts, bootstrapping placed by the planner) vs the f64 reference: next-token top-1 agreement at every position, logit errors, precision per layer, time",
+    presets: &[
+        (Preset::Tiny, "tiny LM trained on synthetic tokens, 4 windows in batches of 2, toy N = 2^10 bootstrapping, insecure (seconds)"),
+        (
+            Preset::Cpu,
+            "the train-lm cpu checkpoint on 100 test windows of 32 tokens in batches of 4, N = 2^16 bootstrapping parameters (hours on 2 cores; --limit to run fewer)",
+        ),
+    ],
+    csv: he_agreement_lm::CSV,
+    plots: &[],
+    run: run_he_agreement_lm,
+    plot: he_agreement::plot,
+    summary: he_agreement_lm::summary,
 }];
 
 /// Where training runs keep their checkpoints: `runs/` in the working directory (kept between
@@ -389,6 +408,14 @@ fn run_he_agreement(args: &RunArgs) -> Result<PathBuf> {
     run_and_write(args, he_agreement::CSV, &config, he_agreement::run)
 }
 
+fn run_he_agreement_lm(args: &RunArgs) -> Result<PathBuf> {
+    let mut config = he_agreement_lm::Config::preset(args.preset, args.seed);
+    if let Some(n) = args.limit {
+        config.windows = n;
+    }
+    run_and_write(args, he_agreement_lm::CSV, &config, he_agreement_lm::run)
+}
+
 /// Collects the provenance, runs `run` on `config` and writes the CSV into `args.out`.
 fn run_and_write<C: Serialize, R: Serialize>(
     args: &RunArgs,
@@ -453,6 +480,7 @@ mod tests {
                 preset: Preset::Tiny,
                 seed: 1,
                 seeds: None,
+                limit: None,
                 out: dir.clone(),
             };
             let csv = (exp.run)(&args).unwrap();
@@ -519,6 +547,7 @@ mod tests {
             preset: Preset::Tiny,
             seed: 11,
             seeds: None,
+            limit: None,
             out: dir.clone(),
         };
         let csv = (exp.run)(&args).unwrap();
