@@ -393,9 +393,11 @@ mod tests {
                 preset,
                 seed,
                 seeds,
+                limit,
                 out,
             } => {
                 assert_eq!(experiment, "approx-error");
+                assert_eq!(limit, None);
                 assert_eq!(preset, Preset::Tiny);
                 assert_eq!(seed, 3);
                 assert_eq!(seeds, None);

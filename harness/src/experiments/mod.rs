@@ -538,6 +538,30 @@ mod tests {
         let _ = std::fs::remove_dir_all(runs_root(Preset::Tiny));
     }
 
+    /// The encrypted LM at toy parameters: every position agrees with the reference through the
+    /// planned bootstraps, and the per-layer precision of the debug batch is reported.
+    #[test]
+    fn he_agreement_lm_tiny_agrees_through_bootstraps() {
+        let dir = crate::test_dir("tiny_he_agreement_lm");
+        let exp = find("he-agreement-lm").unwrap();
+        let args = RunArgs {
+            preset: Preset::Tiny,
+            seed: 2,
+            seeds: None,
+            limit: None,
+            out: dir.clone(),
+        };
+        let csv = (exp.run)(&args).unwrap();
+        let rows: Vec<he_agreement_lm::Row> = read_csv(&csv).unwrap();
+        assert_eq!(rows.len(), 4);
+        for r in &rows {
+            assert_eq!(r.agreeing_positions, r.positions, "window {}", r.window);
+            assert!(r.max_abs_error < 1e-3 && r.bootstraps >= 2, "{r:?}");
+        }
+        assert!(rows[0].layer_precision_bits.contains("blocks.0.heads"));
+        assert!(he_agreement_lm::summary(&csv).unwrap().contains("| 4 | 32 |"));
+    }
+
     /// The tiny preset end to end: run, CSV with provenance, rows that parse, plots.
     #[test]
     fn approx_error_tiny() {
