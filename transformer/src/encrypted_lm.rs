@@ -59,7 +59,9 @@ use ckks::circuits::poly_eval::CkksArith;
 use ckks::params::Parameters;
 use ckks::ring::poly::galois_element_for_rotation;
 use ckks::rlwe::SecretKey;
-use ckks::scheme::evaluator::{decrypt_ckks, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, Plaintext};
+use ckks::scheme::evaluator::{
+    decrypt_ckks, decrypt_ckks_flooded, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, Plaintext,
+};
 use poly_approx::eval::EvalPlan;
 use poly_approx::{ChebyshevPoly, Interval};
 use rand::CryptoRng;
@@ -948,6 +950,33 @@ impl EncryptedLm {
         sk: &SecretKey,
         logits: &[EncryptedMatrix],
     ) -> Result<Vec<Vec<Vec<f64>>>> {
+        self.decrypt_with(encoder, logits, |ct| Ok(decrypt_ckks(sk, ct)?))
+    }
+
+    /// As [`EncryptedLm::decrypt_logits`] with noise flooding of `flood_bits` bits (see
+    /// [`ckks::scheme::evaluator::decrypt_ckks_flooded`]): for logits that will be shared.
+    ///
+    /// # Errors
+    /// As [`EncryptedLm::decrypt_logits`]; a `flood_bits` the decryption refuses.
+    pub fn decrypt_logits_flooded(
+        &self,
+        encoder: &CkksEncoder,
+        sk: &SecretKey,
+        logits: &[EncryptedMatrix],
+        flood_bits: u32,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<Vec<Vec<f64>>>> {
+        self.decrypt_with(encoder, logits, |ct| {
+            Ok(decrypt_ckks_flooded(sk, ct, flood_bits, rng)?)
+        })
+    }
+
+    fn decrypt_with(
+        &self,
+        encoder: &CkksEncoder,
+        logits: &[EncryptedMatrix],
+        mut decrypt: impl FnMut(&Ciphertext) -> Result<Plaintext>,
+    ) -> Result<Vec<Vec<Vec<f64>>>> {
         if logits.len() != self.head.len() {
             return Err(EncryptedError::Input(format!(
                 "{} logit matrices, expected {}",
@@ -967,8 +996,8 @@ impl EncryptedLm {
             let decoded = m
                 .tiles
                 .iter()
-                .map(|ct| encoder.decode(&decrypt_ckks(sk, ct)?))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+                .map(|ct| Ok(encoder.decode(&decrypt(ct)?)?))
+                .collect::<Result<Vec<_>>>()?;
             for (r, row) in m.layout.unpack(&decoded)?.into_iter().enumerate() {
                 out[r % self.batch][r / self.batch].extend(row);
             }

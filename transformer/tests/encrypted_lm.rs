@@ -231,6 +231,32 @@ fn encrypted_lm_logits_match_the_reference_through_bootstraps() {
     );
     let f = fixture();
     let err = run_and_compare(&mut run, &f.windows[..1]);
+    // Flooded decryption (for logits that will be shared) costs precision, not the answer.
+    let ct = run
+        .lm
+        .encrypt_windows(&run.encoder, &run.encryptor, &f.windows[..1], &mut run.rng)
+        .unwrap();
+    let out = run.lm.forward(&run.eval, &ct).unwrap();
+    let flooded = run
+        .lm
+        .decrypt_logits_flooded(&run.encoder, &run.sk, &out.logits, 20, &mut run.rng)
+        .unwrap();
+    let plain = run.lm.decrypt_logits(&run.encoder, &run.sk, &out.logits).unwrap();
+    let shift = flooded[0]
+        .iter()
+        .flatten()
+        .zip(plain[0].iter().flatten())
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    // 2^20 sqrt(N / 3) / 2^45 ~ 2^-20.
+    assert!(
+        shift > 0.0 && shift < 1e-4,
+        "flooding moved the logits by {shift}"
+    );
+    assert!(matches!(
+        run.lm
+            .decrypt_logits_flooded(&run.encoder, &run.sk, &out.logits, 70, &mut run.rng),
+        Err(EncryptedError::Ckks(_))
+    ));
     eprintln!(
         "tiny LM, {} bootstraps, max |logit error| {err:.2e}",
         run.lm.bootstraps_planned()
