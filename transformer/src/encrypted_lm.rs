@@ -167,6 +167,8 @@ pub struct EncryptedLm {
     rotations: BTreeMap<i64, usize>,
     bootstraps: usize,
     output_level: usize,
+    /// The planner's steps, for display.
+    plan: Vec<String>,
     weights: WeightEncoding,
     encoder: Option<CkksEncoder>,
 }
@@ -190,6 +192,8 @@ struct Planner<'a> {
     bootstraps: usize,
     bounds: &'a BTreeMap<String, f64>,
     margin: f64,
+    /// One line per segment and per bootstrap, in forward order.
+    steps: Vec<String>,
 }
 
 impl Planner<'_> {
@@ -216,13 +220,22 @@ impl Planner<'_> {
             ))
         })?;
         let k = (self.margin * bound).max(1.0).log2().ceil().exp2();
+        self.steps.push(format!(
+            "bootstrap {point} (|max| {bound:.3} on the calibration windows, divided by {k}): level {} -> {out}",
+            self.level
+        ));
         self.level = out;
         self.bootstraps += 1;
         Ok(Some(k))
     }
 
-    /// `levels` spent.
-    fn spend(&mut self, levels: usize) -> Result<()> {
+    /// `levels` spent by the segment `what`.
+    fn spend(&mut self, levels: usize, what: &str) -> Result<()> {
+        self.steps.push(format!(
+            "{what}: level {} -> {}",
+            self.level,
+            self.level.saturating_sub(levels)
+        ));
         self.level = self.level.checked_sub(levels).ok_or(EncryptedError::Levels {
             needed: levels,
             available: self.level,
@@ -608,6 +621,7 @@ impl EncryptedLm {
             bootstraps: 0,
             bounds: &bounds,
             margin: bootstrap_margin,
+            steps: Vec::new(),
         };
         let mut rotations = BTreeMap::new();
         let delta = params.default_scale();
@@ -633,7 +647,7 @@ impl EncryptedLm {
             let p1 = format!("blocks.{i}.norm1");
             let boot_x1 = plan.need(Norm::levels(model, &p1)?, &x_point, true)?;
             let norm_level = plan.level;
-            plan.spend(Norm::levels(model, &p1)?)?;
+            plan.spend(Norm::levels(model, &p1)?, &format!("{p1} (LayerNorm)"))?;
             // The attention core: Q K V, scores (2), sigma, the product with V.
             let s_site = format!("blocks.{i}.attn.sigma");
             let sigma_depth = unit_plan(site_series(model, &s_site)?, 1.0, &s_site)?.0.depth();
@@ -672,7 +686,7 @@ impl EncryptedLm {
                 batch,
             )?;
             add_rotations(&mut rotations, &attention.rotations_needed(), att_level, slots);
-            plan.spend(4 + sigma_depth)?;
+            plan.spend(4 + sigma_depth, &format!("blocks.{i}: Q K V, scores, sigma, x V"))?;
             let sigma_level = att_level - 2 - sigma_depth;
             // The heads' output is bootstrapped (divided by K_o) unless the projection leaves the
             // residual stream a level for its own bootstrap's scaling.
@@ -706,13 +720,13 @@ impl EncryptedLm {
                 layout,
             )?;
             add_rotations(&mut rotations, &proj.rotations_needed(), plan.level, slots);
-            plan.spend(1)?;
+            plan.spend(1, &format!("blocks.{i}.attn.proj"))?;
 
             // LayerNorm 2 and the MLP: fc1, act, fc2.
             let p2 = format!("blocks.{i}.norm2");
             let boot_x2 = plan.need(Norm::levels(model, &p2)?, &format!("blocks.{i}.attn"), true)?;
             let norm2_level = plan.level;
-            plan.spend(Norm::levels(model, &p2)?)?;
+            plan.spend(Norm::levels(model, &p2)?, &format!("{p2} (LayerNorm)"))?;
             let a_site = format!("blocks.{i}.mlp.act");
             let (act, alpha_a, beta_a, _) = unit_plan(site_series(model, &a_site)?, 1.0, &a_site)?;
             let boot_h2 = plan.need(3 + act.depth(), &p2, false)?;
@@ -731,7 +745,7 @@ impl EncryptedLm {
             let b1: Vec<f64> = b1.iter().map(|b| b * alpha_a + beta_a).collect();
             let fc1 = affine(&w1, &b1, plan.level, layout)?;
             add_rotations(&mut rotations, &fc1.rotations_needed(), plan.level, slots);
-            plan.spend(1 + act.depth())?;
+            plan.spend(1 + act.depth(), &format!("blocks.{i}: fc1, act"))?;
             let fc2 = affine(
                 &scaled_rows(&blk.fc2, 0..d, 1.0)?,
                 &blk.fc2.bias,
@@ -739,7 +753,7 @@ impl EncryptedLm {
                 fc1.output_layout(),
             )?;
             add_rotations(&mut rotations, &fc2.rotations_needed(), plan.level, slots);
-            plan.spend(1)?;
+            plan.spend(1, &format!("blocks.{i}.mlp.fc2"))?;
             x_point = format!("blocks.{i}.mlp");
             blocks.push(LmBlock {
                 boot_x1,
@@ -771,7 +785,7 @@ impl EncryptedLm {
             .ok_or_else(|| EncryptedError::Unsupported("no final LayerNorm".into()))?;
         let boot_final = plan.need(Norm::levels(model, "norm")?, &x_point, true)?;
         let norm_level = plan.level;
-        plan.spend(Norm::levels(model, "norm")?)?;
+        plan.spend(Norm::levels(model, "norm")?, "norm (LayerNorm)")?;
         let boot_hf = plan.need(1, "norm", false)?;
         let k_f = boot_hf.unwrap_or(1.0);
         let norm = Norm::new(
@@ -793,7 +807,7 @@ impl EncryptedLm {
                 Ok(a)
             })
             .collect::<Result<Vec<_>>>()?;
-        plan.spend(1)?;
+        plan.spend(1, "head")?;
 
         Ok(Self {
             params: params.clone(),
@@ -812,6 +826,7 @@ impl EncryptedLm {
             head,
             bootstraps: plan.bootstraps,
             output_level: plan.level,
+            plan: plan.steps,
             rotations,
             weights,
             encoder: match weights {
@@ -839,6 +854,12 @@ impl EncryptedLm {
     /// Bootstraps one forward performs, as planned.
     pub fn bootstraps_planned(&self) -> usize {
         self.bootstraps
+    }
+
+    /// The level plan, one line per segment and per bootstrap in forward order (what the planner
+    /// decided, to print before running).
+    pub fn plan(&self) -> &[String] {
+        &self.plan
     }
 
     /// Windows per ciphertext.

@@ -229,6 +229,12 @@ fn encrypted_lm_logits_match_the_reference_through_bootstraps() {
         run.lm.bootstraps_planned() >= 2,
         "the toy chain forces bootstraps"
     );
+    let plan = run.lm.plan();
+    assert_eq!(
+        plan.iter().filter(|s| s.starts_with("bootstrap")).count(),
+        run.lm.bootstraps_planned()
+    );
+    assert!(plan.last().unwrap().starts_with("head: level"), "{plan:?}");
     let f = fixture();
     let err = run_and_compare(&mut run, &f.windows[..1]);
     // Flooded decryption (for logits that will be shared) costs precision, not the answer.

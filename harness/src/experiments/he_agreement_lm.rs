@@ -331,6 +331,9 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
         &calibration,
     )?;
     let prepare_seconds = t.elapsed().as_secs_f64();
+    for step in lm.plan() {
+        eprintln!("  plan: {step}");
+    }
     let galois = lm.galois_keys_needed();
     eprintln!(
         "he-agreement-lm: prepared in {prepare_seconds:.1} s: batch {batch}, {} bootstraps planned, {} Galois keys",
