@@ -19,6 +19,7 @@
 use crate::error::{Error, Result};
 use crate::params::Parameters;
 use crate::scheme::evaluator::{Ciphertext, CkksEncoder, Evaluator, Plaintext};
+use rayon::prelude::*;
 use rustfft::num_complex::Complex64;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -227,11 +228,19 @@ impl LinearTransform {
             }
         }
         let layout = Layout::choose(&diagonals.keys().copied().collect::<Vec<_>>(), slots, baby);
+        // Encoding (an FFT and an NTT per limb per diagonal) is most of the preparation, and the
+        // diagonals are independent: encode them on all threads.
+        let entries: Vec<(&usize, &Vec<Complex64>)> = diagonals.iter().collect();
+        let encoded = entries
+            .par_iter()
+            .map(|&(&k, d)| {
+                let (j, i) = layout.split(k);
+                let pre = rotate_vec(d, -(layout.giant_rotation(j)));
+                Ok((j, i, encoder.encode(&pre, level, diag_scale)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut giant: BTreeMap<i64, BTreeMap<usize, Plaintext>> = BTreeMap::new();
-        for (&k, d) in diagonals {
-            let (j, i) = layout.split(k);
-            let pre = rotate_vec(d, -(layout.giant_rotation(j)));
-            let pt = encoder.encode(&pre, level, diag_scale)?;
+        for (j, i, pt) in encoded {
             giant.entry(j).or_default().insert(i, pt);
         }
         Ok(Self {
