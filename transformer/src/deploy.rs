@@ -1,4 +1,6 @@
-//! The client/server split of encrypted ViT inference, with files between the two roles.
+//! The client/server split of encrypted inference, with files between the two roles: the ViT
+//! ([`Client`], [`ServerSetup`], [`Server`]) and the LM ([`LmClient`], [`LmServerSetup`], [`LmServer`],
+//! the same files and the same guarantees; the client also receives the token embedding).
 //!
 //! 1. **Server, setup** ([`ServerSetup::new`]): prepares the model for the parameters and publishes
 //!    [`VitInterface`]: the parameters' digest, the image shape, the batch, the layouts, the start
@@ -59,7 +61,10 @@ use ckks::scheme::evaluator::{
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
 
+use ckks::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
+
 use crate::encrypted::{interleave_patches, EncryptedError, EncryptedVit, ForwardProfile, VitOptions};
+use crate::encrypted_lm::{EncryptedLm, LmOptions, TokenEmbedding};
 use crate::model::DataPrep;
 use crate::reference::{LayerValues, ReferenceModel};
 
@@ -500,6 +505,9 @@ struct KeyManifest {
     relin: String,
     /// `(rotation, file)`.
     galois: Vec<(i64, String)>,
+    /// `(Galois element, file)`: keys named by element (the LM's, conjugation included).
+    #[serde(default)]
+    galois_elements: Vec<(u64, String)>,
 }
 
 /// File name of the manifest in an evaluation-key directory.
@@ -639,6 +647,7 @@ impl Client {
                 key_id: self.key_id,
                 relin: "relin.bin".into(),
                 galois,
+                galois_elements: Vec::new(),
             },
         )?;
         Ok(KeyStats { files, bytes })
@@ -846,16 +855,20 @@ impl ServerKeys {
                 m.relin
             )));
         }
-        for (r, name) in &m.galois {
+        let by_rotation = m
+            .galois
+            .iter()
+            .map(|(r, name)| (galois_element_for_rotation(*r, params.n()), name));
+        for (g, name) in by_rotation.chain(m.galois_elements.iter().map(|(g, name)| (*g, name))) {
+            let r = g;
             let k: EvaluationKeys = read_server_artefact(&file(name)?, params)?;
-            let g = galois_element_for_rotation(*r, params.n());
             match (k.relin, k.galois.len(), k.galois.into_iter().next()) {
                 (None, 1, Some((h, key))) if h == g => {
                     keys.galois.insert(g, key);
                 }
                 _ => {
                     return Err(DeployError::Format(format!(
-                        "{name} does not hold exactly the key of rotation {r}"
+                        "{name} does not hold exactly the key of Galois element {r}"
                     )))
                 }
             }
@@ -999,5 +1012,463 @@ impl Server {
             trace: layers,
             profile,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The language model: the same roles and files, with the client's part of the model (the token
+// embedding) published to it, Galois keys generated at the levels they are used, and the logits
+// returned as one tensor per `stride` columns of the vocabulary.
+
+/// Magic bytes of a [`TokenEmbedding`] file.
+const EMBEDDING_MAGIC: &[u8; 8] = b"PTHE-EMB";
+
+/// What the server publishes about a prepared LM: the client's keys, inputs and outputs follow from
+/// it. The block weights stay with the server; the token embedding goes to the client separately
+/// ([`embedding_to_bytes`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LmInterface {
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// SHA-256 digest of the CKKS parameters (hex).
+    pub params_digest: String,
+    /// Tokens per window.
+    pub tokens: usize,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Windows per ciphertext.
+    pub batch: usize,
+    /// Layout of the encrypted token matrix.
+    pub input: Layout,
+    /// Layouts of the encrypted logits, one per `stride` columns of the vocabulary.
+    pub outputs: Vec<Layout>,
+    /// The level inputs are encrypted at.
+    pub start_level: usize,
+    /// The level of the logits.
+    pub output_level: usize,
+    /// Bootstraps per forward.
+    pub bootstraps: usize,
+    /// `(Galois element, level)`: every key the server needs and the level it must reach.
+    pub galois: Vec<(u64, usize)>,
+}
+
+impl LmInterface {
+    /// Checks that `params` are the parameters this interface was made for.
+    ///
+    /// # Errors
+    /// [`DeployError::Mismatch`] for other parameters, [`DeployError::Format`] for another version.
+    pub fn check_params(&self, params: &Parameters) -> Result<()> {
+        if self.version != FORMAT_VERSION {
+            return Err(DeployError::Format(format!(
+                "interface version {}, expected {FORMAT_VERSION}",
+                self.version
+            )));
+        }
+        if self.params_digest != hex(&params.digest()) {
+            return Err(DeployError::Mismatch(
+                "the interface was made for other CKKS parameters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the interface as JSON.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_json(path, self)
+    }
+
+    /// Reads an interface and checks it against `params`.
+    ///
+    /// # Errors
+    /// I/O and JSON errors, [`LmInterface::check_params`].
+    pub fn read(path: &Path, params: &Parameters) -> Result<Self> {
+        let i: Self = read_json(path)?;
+        i.check_params(params)?;
+        Ok(i)
+    }
+}
+
+/// Serialises the client's part of an LM: magic, version, vocabulary, width, tokens, the table and
+/// the positions (f64, little endian), then the SHA-256 of all of it.
+pub fn embedding_to_bytes(e: &TokenEmbedding) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + 8 * (e.table.len() + e.pos.len()));
+    out.extend_from_slice(EMBEDDING_MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    for v in [e.vocab, e.dim, e.tokens] {
+        out.extend_from_slice(&(v as u64).to_le_bytes());
+    }
+    for v in e.table.iter().chain(&e.pos) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let digest = digest_of(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// Reads [`embedding_to_bytes`].
+///
+/// # Errors
+/// [`DeployError::Format`] for a checksum mismatch, another magic or version, sizes that do not
+/// add up, or values that are not finite.
+pub fn embedding_from_bytes(bytes: &[u8]) -> Result<TokenEmbedding> {
+    let body_len = bytes
+        .len()
+        .checked_sub(32)
+        .ok_or_else(|| DeployError::Format("truncated embedding".into()))?;
+    let (body, digest) = bytes.split_at(body_len);
+    if digest_of(body) != digest {
+        return Err(DeployError::Format(
+            "embedding checksum mismatch (corrupted or truncated)".into(),
+        ));
+    }
+    if body.len() < 40 || &body[..8] != EMBEDDING_MAGIC {
+        return Err(DeployError::Format("not a token embedding".into()));
+    }
+    let version = u32::from_le_bytes([body[8], body[9], body[10], body[11]]);
+    if version != FORMAT_VERSION {
+        return Err(DeployError::Format(format!("embedding version {version}")));
+    }
+    let dims: Vec<usize> = body[12..36]
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as usize)
+        .collect();
+    let (vocab, dim, tokens) = (dims[0], dims[1], dims[2]);
+    let values = &body[36..];
+    let n = vocab
+        .checked_mul(dim)
+        .and_then(|a| tokens.checked_mul(dim).and_then(|b| a.checked_add(b)))
+        .ok_or_else(|| DeployError::Format("embedding sizes overflow".into()))?;
+    if values.len() != 8 * n {
+        return Err(DeployError::Format(format!(
+            "{} bytes of values for {vocab} x {dim} plus {tokens} x {dim}",
+            values.len()
+        )));
+    }
+    let v: Vec<f64> = values
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(DeployError::Format("embedding values that are not finite".into()));
+    }
+    let (table, pos) = v.split_at(vocab * dim);
+    Ok(TokenEmbedding {
+        vocab,
+        dim,
+        tokens,
+        table: table.to_vec(),
+        pos: pos.to_vec(),
+    })
+}
+
+/// The server's prepared LM before it has keys.
+#[derive(Debug)]
+pub struct LmServerSetup {
+    params: Arc<Parameters>,
+    lm: EncryptedLm,
+    interface: LmInterface,
+}
+
+impl LmServerSetup {
+    /// Prepares `model` for inputs at the bootstrapping output level, bootstrapping with `boot`.
+    ///
+    /// # Errors
+    /// [`DeployError::Model`] for a model that is unsupported or does not fit (see
+    /// [`EncryptedLm::new`]); bootstrapping preparation errors.
+    pub fn new(
+        model: &ReferenceModel,
+        params: &Arc<Parameters>,
+        boot: BootstrapConfig,
+        options: LmOptions,
+        calibration: &[Vec<u32>],
+    ) -> Result<Self> {
+        let encoder = CkksEncoder::new(params)?;
+        let boot = Arc::new(Bootstrapper::new(params, &encoder, boot)?);
+        let start = boot.output_level();
+        let lm = EncryptedLm::new(model, params, &encoder, Some(boot), start, options, calibration)?;
+        let interface = LmInterface {
+            version: FORMAT_VERSION,
+            params_digest: hex(&params.digest()),
+            tokens: lm.tokens(),
+            vocab: lm.vocab(),
+            batch: lm.batch(),
+            input: lm.input_layout().into(),
+            outputs: lm.output_layouts().into_iter().map(Layout::from).collect(),
+            start_level: lm.start_level(),
+            output_level: lm.output_level(),
+            bootstraps: lm.bootstraps_planned(),
+            galois: lm.galois_keys_needed(),
+        };
+        Ok(Self {
+            params: params.clone(),
+            lm,
+            interface,
+        })
+    }
+
+    /// The interface to publish.
+    pub fn interface(&self) -> &LmInterface {
+        &self.interface
+    }
+
+    /// The client's part of the model, to publish with the interface.
+    pub fn embedding(&self) -> &TokenEmbedding {
+        self.lm.embedding()
+    }
+
+    /// The prepared model.
+    pub fn model(&self) -> &EncryptedLm {
+        &self.lm
+    }
+}
+
+/// The LM client: owns the secret key and the token embedding; encrypts windows, decrypts logits.
+pub struct LmClient {
+    params: Arc<Parameters>,
+    interface: LmInterface,
+    embedding: TokenEmbedding,
+    sk: SecretKey,
+    key_id: KeyId,
+    encoder: CkksEncoder,
+    encryptor: CkksEncryptor,
+}
+
+impl std::fmt::Debug for LmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmClient")
+            .field("key_id", &self.key_id)
+            .field("sk", &self.sk)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LmClient {
+    /// A new client with fresh keys for `interface` (checked against `params`) and the published
+    /// `embedding`.
+    ///
+    /// # Errors
+    /// [`DeployError::Mismatch`] for an interface of other parameters or an embedding of other
+    /// shapes; key generation errors.
+    pub fn new(
+        params: &Arc<Parameters>,
+        interface: LmInterface,
+        embedding: TokenEmbedding,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Self> {
+        interface.check_params(params)?;
+        if embedding.vocab != interface.vocab
+            || embedding.tokens != interface.tokens
+            || embedding.dim != interface.input.cols
+        {
+            return Err(DeployError::Mismatch(format!(
+                "an embedding of {} x {} for {} tokens, the interface says {} x {} for {}",
+                embedding.vocab,
+                embedding.dim,
+                embedding.tokens,
+                interface.vocab,
+                interface.input.cols,
+                interface.tokens
+            )));
+        }
+        let kg = KeyGenerator::new(params);
+        let sk = kg.gen_secret_key(rng)?;
+        let pk = kg.gen_public_key(&sk, rng)?;
+        Ok(Self {
+            key_id: KeyId::of(&pk, params),
+            encoder: CkksEncoder::new(params)?,
+            encryptor: CkksEncryptor(Encryptor::Public(pk)),
+            params: params.clone(),
+            interface,
+            embedding,
+            sk,
+        })
+    }
+
+    /// The key id tagged on everything this client sends.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The relinearization key and every Galois key of the interface, each generated only up to
+    /// the level the interface lists for it, one file per key with a manifest.
+    ///
+    /// # Errors
+    /// Key generation and I/O errors.
+    pub fn write_evaluation_keys(&self, dir: &Path, rng: &mut impl CryptoRng) -> Result<KeyStats> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let kg = KeyGenerator::new(&self.params);
+        let mut bytes = 0u64;
+        let mut write = |name: &str, keys: EvaluationKeys| -> Result<()> {
+            let b = keys.to_bytes(&self.params);
+            bytes += b.len() as u64;
+            write_file(&dir.join(name), &b)
+        };
+        write(
+            "relin.bin",
+            EvaluationKeys {
+                relin: Some(kg.gen_relin_key(&self.sk, rng)?),
+                ..Default::default()
+            },
+        )?;
+        let mut galois_elements = Vec::with_capacity(self.interface.galois.len());
+        for &(g, level) in &self.interface.galois {
+            let mut keys = EvaluationKeys::default();
+            keys.galois
+                .insert(g, kg.gen_galois_key_at_level(&self.sk, g, level, rng)?);
+            let name = format!("galois_{g}.bin");
+            write(&name, keys)?;
+            galois_elements.push((g, name));
+        }
+        let files = galois_elements.len() + 1;
+        write_json(
+            &dir.join(KEY_MANIFEST),
+            &KeyManifest {
+                version: FORMAT_VERSION,
+                params_digest: hex(&self.params.digest()),
+                key_id: self.key_id,
+                relin: "relin.bin".into(),
+                galois: Vec::new(),
+                galois_elements,
+            },
+        )?;
+        Ok(KeyStats { files, bytes })
+    }
+
+    /// Embeds (locally) and encrypts up to `interface.batch` windows of `tokens` ids.
+    ///
+    /// # Errors
+    /// [`DeployError::Model`] for windows that do not fit; encryption errors.
+    pub fn encrypt_windows(&self, windows: &[Vec<u32>], rng: &mut impl CryptoRng) -> Result<EncryptedTensor> {
+        let i = &self.interface;
+        let m = self.embedding.matrix(windows, i.batch)?;
+        let matrix = EncryptedMatrix::encrypt(
+            &self.params,
+            &self.encoder,
+            &self.encryptor,
+            i.input.row_major()?,
+            &m,
+            i.start_level,
+            rng,
+        )?;
+        Ok(EncryptedTensor {
+            kind: TensorKind::Input,
+            key_id: self.key_id,
+            matrix,
+        })
+    }
+
+    /// The next-token logits `[window][position][vocab]` of every window of the batch (windows past
+    /// those encrypted repeat the first).
+    ///
+    /// # Errors
+    /// [`DeployError::Mismatch`] for outputs of another client, count, layout or level; decryption
+    /// errors.
+    pub fn decrypt(&self, outputs: &[EncryptedTensor]) -> Result<Vec<Vec<Vec<f64>>>> {
+        let i = &self.interface;
+        if outputs.len() != i.outputs.len() {
+            return Err(DeployError::Mismatch(format!(
+                "{} output tensors, the interface has {}",
+                outputs.len(),
+                i.outputs.len()
+            )));
+        }
+        let mut out = vec![vec![Vec::with_capacity(i.vocab); i.tokens]; i.batch];
+        for (t, layout) in outputs.iter().zip(&i.outputs) {
+            t.check(
+                TensorKind::Output,
+                self.key_id,
+                layout,
+                i.output_level,
+                self.params.default_scale(),
+            )?;
+            let decoded = t
+                .matrix
+                .tiles
+                .iter()
+                .map(|ct| Ok(self.encoder.decode(&decrypt_ckks(&self.sk, ct)?)?))
+                .collect::<Result<Vec<_>>>()?;
+            for (r, row) in t.matrix.layout.unpack(&decoded)?.into_iter().enumerate() {
+                out[r % i.batch][r / i.batch].extend(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The LM server: the prepared model and one client's evaluation keys; no secret key can be stored
+/// in it (the keys come through [`ServerKeys`], read with [`read_server_artefact`]).
+#[derive(Debug)]
+pub struct LmServer {
+    setup: LmServerSetup,
+    eval: Evaluator,
+    key_id: KeyId,
+}
+
+impl LmServer {
+    /// The server for `setup` with `keys`.
+    ///
+    /// # Errors
+    /// [`DeployError::MissingKeys`] without the relinearization key; [`DeployError::Mismatch`] for a
+    /// Galois key that is missing or generated for a lower level than the interface needs.
+    pub fn new(setup: LmServerSetup, keys: ServerKeys) -> Result<Self> {
+        if keys.keys.relin.is_none() {
+            return Err(DeployError::MissingKeys {
+                rotations: Vec::new(),
+            });
+        }
+        for &(g, level) in &setup.interface.galois {
+            match keys.keys.galois.get(&g) {
+                Some(k) if k.level() >= level => {}
+                Some(k) => {
+                    return Err(DeployError::Mismatch(format!(
+                        "the key of Galois element {g} reaches level {}, the model uses it at {level}",
+                        k.level()
+                    )))
+                }
+                None => return Err(DeployError::Mismatch(format!("no key for Galois element {g}"))),
+            }
+        }
+        Ok(Self {
+            eval: Evaluator::new(&setup.params, Arc::new(keys.keys)),
+            key_id: keys.key_id,
+            setup,
+        })
+    }
+
+    /// The interface it serves.
+    pub fn interface(&self) -> &LmInterface {
+        &self.setup.interface
+    }
+
+    /// Runs the model on an encrypted input of this server's client: one output tensor per
+    /// vocabulary chunk, and where the time went.
+    ///
+    /// # Errors
+    /// [`DeployError::Mismatch`] for an input of another client, direction, layout, level or scale;
+    /// evaluation errors.
+    pub fn serve(&self, input: &EncryptedTensor) -> Result<(Vec<EncryptedTensor>, ForwardProfile)> {
+        let i = &self.setup.interface;
+        input.check(
+            TensorKind::Input,
+            self.key_id,
+            &i.input,
+            i.start_level,
+            self.setup.params.default_scale(),
+        )?;
+        let out = self.setup.lm.forward(&self.eval, &input.matrix)?;
+        Ok((
+            out.logits
+                .into_iter()
+                .map(|matrix| EncryptedTensor {
+                    kind: TensorKind::Output,
+                    key_id: self.key_id,
+                    matrix,
+                })
+                .collect(),
+            out.profile,
+        ))
     }
 }

@@ -98,6 +98,70 @@ impl Default for LmOptions {
     }
 }
 
+/// The client's part of the model: the token table and the positions. The client looks its token
+/// ids up here, so the ids never leave it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenEmbedding {
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Width.
+    pub dim: usize,
+    /// Context length (positions).
+    pub tokens: usize,
+    /// `vocab x dim`, row-major.
+    pub table: Vec<f64>,
+    /// `tokens x dim`, row-major.
+    pub pos: Vec<f64>,
+}
+
+impl TokenEmbedding {
+    /// The token matrix of up to `batch` windows of exactly `tokens` ids each (embeddings plus
+    /// positions), interleaved token-major: row `t * batch + b` is token `t` of window `b`. Missing
+    /// windows repeat the first one (a zero row would put the inverse square root far outside its
+    /// interval).
+    ///
+    /// # Errors
+    /// [`EncryptedError::Shape`] for no window, too many, a window of another length or a table of
+    /// the wrong size; [`EncryptedError::Input`] for an id outside the vocabulary.
+    pub fn matrix(&self, windows: &[Vec<u32>], batch: usize) -> Result<Vec<Vec<f64>>> {
+        if windows.is_empty() || windows.len() > batch {
+            return Err(EncryptedError::Shape(format!(
+                "{} windows for a batch of {batch}",
+                windows.len()
+            )));
+        }
+        if self.table.len() != self.vocab * self.dim || self.pos.len() < self.tokens * self.dim {
+            return Err(EncryptedError::Shape(
+                "embedding table or positions of the wrong size".into(),
+            ));
+        }
+        let d = self.dim;
+        let mut m = Vec::with_capacity(self.tokens * batch);
+        for r in 0..self.tokens * batch {
+            let (t, b) = (r / batch, r % batch);
+            let w = windows.get(b).unwrap_or(&windows[0]);
+            if w.len() != self.tokens {
+                return Err(EncryptedError::Shape(format!(
+                    "a window of {} tokens, expected {}",
+                    w.len(),
+                    self.tokens
+                )));
+            }
+            let id = w[t] as usize;
+            if id >= self.vocab {
+                return Err(EncryptedError::Input(format!(
+                    "token id {id} outside the vocabulary of {}",
+                    self.vocab
+                )));
+            }
+            let row = &self.table[id * d..(id + 1) * d];
+            let p = &self.pos[t * d..(t + 1) * d];
+            m.push(row.iter().zip(p).map(|(a, b)| a + b).collect());
+        }
+        Ok(m)
+    }
+}
+
 /// A LayerNorm prepared for inputs at one level (see the module documentation).
 #[derive(Debug)]
 struct Norm {
@@ -154,9 +218,8 @@ pub struct EncryptedLm {
     batch: usize,
     tokens: usize,
     vocab: usize,
-    /// The client's part: the token table (`vocab x dim`) and the positions (`tokens x dim`).
-    table: Vec<f64>,
-    pos: Vec<f64>,
+    /// The client's part of the model.
+    embedding: TokenEmbedding,
     blocks: Vec<LmBlock>,
     boot_final: BootK,
     norm: Norm,
@@ -817,8 +880,13 @@ impl EncryptedLm {
             batch,
             tokens,
             vocab,
-            table: table.clone(),
-            pos: model.pos.clone(),
+            embedding: TokenEmbedding {
+                vocab,
+                dim: d,
+                tokens,
+                table: table.clone(),
+                pos: model.pos.clone(),
+            },
             blocks,
             boot_final,
             norm,
@@ -894,48 +962,34 @@ impl EncryptedLm {
         g.into_iter().collect()
     }
 
-    /// Client side: the token matrix of up to [`EncryptedLm::batch`] windows of exactly `tokens`
-    /// ids each (embeddings plus positions, interleaved token-major). Missing windows repeat the
-    /// first one (a zero row would put the inverse square root far outside its interval).
+    /// Client side: the token matrix of up to [`EncryptedLm::batch`] windows
+    /// ([`TokenEmbedding::matrix`]).
     ///
     /// # Errors
-    /// [`EncryptedError::Shape`] for no window, too many, or a window of another length;
-    /// [`EncryptedError::Input`] for an id outside the vocabulary.
+    /// As [`TokenEmbedding::matrix`].
     pub fn token_matrix(&self, windows: &[Vec<u32>]) -> Result<Vec<Vec<f64>>> {
-        if windows.is_empty() || windows.len() > self.batch {
-            return Err(EncryptedError::Shape(format!(
-                "{} windows for a batch of {}",
-                windows.len(),
-                self.batch
-            )));
-        }
-        let d = self.layout.cols;
-        let mut m = Vec::with_capacity(self.layout.rows);
-        for r in 0..self.layout.rows {
-            let (t, b) = (r / self.batch, r % self.batch);
-            let w = windows.get(b).unwrap_or(&windows[0]);
-            if w.len() != self.tokens {
-                return Err(EncryptedError::Shape(format!(
-                    "a window of {} tokens, expected {}",
-                    w.len(),
-                    self.tokens
-                )));
-            }
-            let id = w[t] as usize;
-            let row = self
-                .table
-                .get(id * d..(id + 1) * d)
-                .filter(|_| id < self.vocab)
-                .ok_or_else(|| {
-                    EncryptedError::Input(format!("token id {id} outside the vocabulary of {}", self.vocab))
-                })?;
-            let p = self
-                .pos
-                .get(t * d..(t + 1) * d)
-                .ok_or_else(|| EncryptedError::Shape("fewer positions than tokens".into()))?;
-            m.push(row.iter().zip(p).map(|(a, b)| a + b).collect());
-        }
-        Ok(m)
+        self.embedding.matrix(windows, self.batch)
+    }
+
+    /// The client's part of the model (token table and positions).
+    pub fn embedding(&self) -> &TokenEmbedding {
+        &self.embedding
+    }
+
+    /// The vocabulary size.
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+
+    /// Tokens per window.
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    /// The layouts of the logit matrices [`EncryptedLm::forward`] returns, one per `stride` columns
+    /// of the vocabulary.
+    pub fn output_layouts(&self) -> Vec<RowMajor> {
+        self.head.iter().map(Affine::output_layout).collect()
     }
 
     /// Client side: embeds and encrypts up to [`EncryptedLm::batch`] windows at the start level.

@@ -391,3 +391,94 @@ fn models_and_inputs_it_cannot_handle_are_typed_errors() {
     bad[0] = 1000;
     assert!(matches!(lm.token_matrix(&[bad]), Err(EncryptedError::Input(_))));
 }
+
+#[test]
+fn client_and_server_through_files_match_the_reference() {
+    use transformer::deploy::{
+        embedding_from_bytes, embedding_to_bytes, read_file, read_server_artefact, write_file, DeployError,
+        EncryptedTensor, LmClient, LmInterface, LmServer, LmServerSetup, ServerKeys,
+    };
+    let f = fixture();
+    let (params, config) = toy_boot();
+    let dir = std::env::temp_dir().join(format!("lm-deploy-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Server: prepares the model, publishes the interface and the client's part (the embedding).
+    let options = LmOptions {
+        batch: 2,
+        ..LmOptions::default()
+    };
+    let setup = LmServerSetup::new(&f.model, &params, config, options, &f.calibration).unwrap();
+    setup.interface().write(&dir.join("interface.json")).unwrap();
+    let emb = embedding_to_bytes(setup.embedding());
+    write_file(&dir.join("embedding.bin"), &emb).unwrap();
+    // Client: keys (each Galois key at its level), then two windows.
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let interface = LmInterface::read(&dir.join("interface.json"), &params).unwrap();
+    let embedding = embedding_from_bytes(&read_file(&dir.join("embedding.bin")).unwrap()).unwrap();
+    let client = LmClient::new(&params, interface.clone(), embedding.clone(), &mut rng).unwrap();
+    client.write_evaluation_keys(&dir.join("keys"), &mut rng).unwrap();
+    let windows = f.windows[..2].to_vec();
+    let input = client.encrypt_windows(&windows, &mut rng).unwrap();
+    write_file(&dir.join("input.bin"), &input.to_bytes(&params)).unwrap();
+    // Server: reads only public artefacts.
+    let keys = ServerKeys::read(&dir.join("keys"), &params).unwrap();
+    let server = LmServer::new(setup, keys).unwrap();
+    let input: EncryptedTensor = read_server_artefact(&dir.join("input.bin"), &params).unwrap();
+    let (outputs, _) = server.serve(&input).unwrap();
+    for (i, o) in outputs.iter().enumerate() {
+        write_file(&dir.join(format!("out_{i}.bin")), &o.to_bytes(&params)).unwrap();
+    }
+    // Client: decrypts.
+    let outputs: Vec<EncryptedTensor> = (0..outputs.len())
+        .map(|i| {
+            EncryptedTensor::from_bytes(&read_file(&dir.join(format!("out_{i}.bin"))).unwrap(), &params)
+                .unwrap()
+        })
+        .collect();
+    let logits = client.decrypt(&outputs).unwrap();
+    for (w, ids) in windows.iter().enumerate() {
+        for (e, g) in f.model.forward_tokens(ids).unwrap().iter().zip(&logits[w]) {
+            let err = e.iter().zip(g).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < 1e-2, "window {w}: error {err}");
+            assert_eq!(argmax(e), argmax(g));
+        }
+    }
+    // Mix-ups and corruption are typed errors.
+    let other = LmClient::new(&params, interface, embedding, &mut rng).unwrap();
+    let foreign = other.encrypt_windows(&windows, &mut rng).unwrap();
+    assert!(matches!(server.serve(&foreign), Err(DeployError::Mismatch(_))));
+    assert!(matches!(other.decrypt(&outputs), Err(DeployError::Mismatch(_))));
+    assert!(matches!(
+        client.decrypt(&outputs[1..]),
+        Err(DeployError::Mismatch(_))
+    ));
+    let mut bad = input.to_bytes(&params);
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    assert!(matches!(
+        EncryptedTensor::from_bytes(&bad, &params),
+        Err(DeployError::Format(_))
+    ));
+    let mut bad = emb.clone();
+    bad[40] ^= 1;
+    assert!(matches!(embedding_from_bytes(&bad), Err(DeployError::Format(_))));
+    // Keys generated below the levels the model uses them at are refused when the server starts.
+    let (params2, config2) = (params.clone(), toy_boot().1);
+    let setup = LmServerSetup::new(&f.model, &params2, config2, options, &f.calibration).unwrap();
+    let mut low = setup.interface().clone();
+    let top = params2.max_level();
+    for (_, level) in low.galois.iter_mut() {
+        if *level < top {
+            *level = 0;
+        }
+    }
+    let weak = LmClient::new(&params2, low, setup.embedding().clone(), &mut rng).unwrap();
+    weak.write_evaluation_keys(&dir.join("weak_keys"), &mut rng)
+        .unwrap();
+    let keys = ServerKeys::read(&dir.join("weak_keys"), &params2).unwrap();
+    assert!(matches!(
+        LmServer::new(setup, keys),
+        Err(DeployError::Mismatch(_))
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
