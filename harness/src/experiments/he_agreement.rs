@@ -281,7 +281,7 @@ pub fn switching_key_bytes(params: &Parameters) -> usize {
 }
 
 /// Peak resident set of this process (Linux), GiB.
-fn peak_rss_gib() -> Option<f64> {
+pub(crate) fn peak_rss_gib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 = status
         .lines()

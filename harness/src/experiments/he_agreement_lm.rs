@@ -36,7 +36,7 @@ use transformer::model::{Checkpoint, CpuTrain, TaskData};
 use transformer::pipeline::{load_data, run_pipeline, PipelineConfig};
 use transformer::reference::ReferenceModel;
 
-use super::he_agreement::argmax;
+use super::he_agreement::{argmax, peak_rss_gib};
 use super::Preset;
 
 /// File name of the CSV.
@@ -168,19 +168,6 @@ pub struct Row {
     pub threads: usize,
     /// Peak resident memory of the process so far, GiB.
     pub peak_rss_gib: Option<f64>,
-}
-
-fn peak_rss_gib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / (1u64 << 20) as f64)
 }
 
 /// Toy bootstrapping parameters (as the encrypted-LM tests): N = 2^10, 9 working levels of 45 bits,
