@@ -860,7 +860,6 @@ impl ServerKeys {
             .iter()
             .map(|(r, name)| (galois_element_for_rotation(*r, params.n()), name));
         for (g, name) in by_rotation.chain(m.galois_elements.iter().map(|(g, name)| (*g, name))) {
-            let r = g;
             let k: EvaluationKeys = read_server_artefact(&file(name)?, params)?;
             match (k.relin, k.galois.len(), k.galois.into_iter().next()) {
                 (None, 1, Some((h, key))) if h == g => {
@@ -868,7 +867,7 @@ impl ServerKeys {
                 }
                 _ => {
                     return Err(DeployError::Format(format!(
-                        "{name} does not hold exactly the key of Galois element {r}"
+                        "{name} does not hold exactly the key of Galois element {g}"
                     )))
                 }
             }
