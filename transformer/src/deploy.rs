@@ -190,6 +190,21 @@ impl Layout {
     }
 }
 
+/// The checks every published interface passes: this format version, made for `params`.
+fn check_interface(version: u32, params_digest: &str, params: &Parameters) -> Result<()> {
+    if version != FORMAT_VERSION {
+        return Err(DeployError::Format(format!(
+            "interface version {version}, expected {FORMAT_VERSION}"
+        )));
+    }
+    if params_digest != hex(&params.digest()) {
+        return Err(DeployError::Mismatch(
+            "the interface was made for other CKKS parameters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What the server publishes about a prepared model: all a client needs to make its keys and inputs
 /// and to read the outputs, and none of the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -224,18 +239,7 @@ impl VitInterface {
     /// # Errors
     /// [`DeployError::Mismatch`] for other parameters, [`DeployError::Format`] for another version.
     pub fn check_params(&self, params: &Parameters) -> Result<()> {
-        if self.version != FORMAT_VERSION {
-            return Err(DeployError::Format(format!(
-                "interface version {}, expected {FORMAT_VERSION}",
-                self.version
-            )));
-        }
-        if self.params_digest != hex(&params.digest()) {
-            return Err(DeployError::Mismatch(
-                "the interface was made for other CKKS parameters".into(),
-            ));
-        }
-        Ok(())
+        check_interface(self.version, &self.params_digest, params)
     }
 
     /// Writes the interface as JSON.
@@ -1057,18 +1061,7 @@ impl LmInterface {
     /// # Errors
     /// [`DeployError::Mismatch`] for other parameters, [`DeployError::Format`] for another version.
     pub fn check_params(&self, params: &Parameters) -> Result<()> {
-        if self.version != FORMAT_VERSION {
-            return Err(DeployError::Format(format!(
-                "interface version {}, expected {FORMAT_VERSION}",
-                self.version
-            )));
-        }
-        if self.params_digest != hex(&params.digest()) {
-            return Err(DeployError::Mismatch(
-                "the interface was made for other CKKS parameters".into(),
-            ));
-        }
-        Ok(())
+        check_interface(self.version, &self.params_digest, params)
     }
 
     /// Writes the interface as JSON.
