@@ -347,7 +347,7 @@ impl Default for VitOptions {
 ///
 /// # Errors
 /// [`EncryptedError::Shape`] when `cols` is not inside the weight.
-fn weight_rows(d: &Dense, cols: std::ops::Range<usize>, factor: f64) -> Result<Vec<Vec<f64>>> {
+pub(crate) fn weight_rows(d: &Dense, cols: std::ops::Range<usize>, factor: f64) -> Result<Vec<Vec<f64>>> {
     d.weight
         .chunks_exact(d.cols.max(1))
         .map(|r| {

@@ -67,7 +67,8 @@ use poly_approx::{ChebyshevPoly, Interval};
 use rand::CryptoRng;
 
 use crate::encrypted::{
-    bias_rows, prime, residual, timed, Affine, EncryptedError, ForwardProfile, Result, WeightEncoding,
+    bias_rows, prime, residual, timed, weight_rows, Affine, EncryptedError, ForwardProfile, Result,
+    WeightEncoding,
 };
 use crate::model::nn::LN_EPS;
 use crate::model::{AttentionKind, ScalePlacement, SitePoly, TaskConfig};
@@ -344,20 +345,6 @@ fn fold_norm(
         .map(|j| d.bias[j] + rows.iter().zip(&ln.beta).map(|(r, b)| r[j] * b).sum::<f64>())
         .collect();
     Ok((w, bias))
-}
-
-/// Rows of `d` (columns `cols`), each entry times `k`.
-fn scaled_rows(d: &Dense, cols: std::ops::Range<usize>, k: f64) -> Result<Vec<Vec<f64>>> {
-    d.weight
-        .chunks_exact(d.cols.max(1))
-        .map(|r| {
-            r.get(cols.clone())
-                .map(|r| r.iter().map(|w| w * k).collect())
-                .ok_or_else(|| {
-                    EncryptedError::Shape(format!("columns {cols:?} of a {}-column weight", d.cols))
-                })
-        })
-        .collect()
 }
 
 /// The site's polynomial as one Chebyshev series on `[a, b]` (a Newton site without steps is its
@@ -777,7 +764,7 @@ impl EncryptedLm {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let proj = affine(
-                &scaled_rows(&blk.proj, 0..d, k_o)?,
+                &weight_rows(&blk.proj, 0..d, k_o)?,
                 &blk.proj.bias,
                 plan.level,
                 layout,
@@ -810,7 +797,7 @@ impl EncryptedLm {
             add_rotations(&mut rotations, &fc1.rotations_needed(), plan.level, slots);
             plan.spend(1 + act.depth(), &format!("blocks.{i}: fc1, act"))?;
             let fc2 = affine(
-                &scaled_rows(&blk.fc2, 0..d, 1.0)?,
+                &weight_rows(&blk.fc2, 0..d, 1.0)?,
                 &blk.fc2.bias,
                 plan.level,
                 fc1.output_layout(),
