@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "test fixtures fail loudly")]
 
 use ckks::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
-use ckks::params::{Parameters, ParametersLiteral, SecretDistribution, SecurityLevel};
+use ckks::params::Parameters;
 use ckks::rlwe::{Encryptor, KeyGenerator, SecretKey};
 use ckks::scheme::evaluator::{decrypt_ckks, CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
 use ckks::scheme::precision::precision_stats;
@@ -28,30 +28,13 @@ fn ctx() -> Ctx {
 }
 
 fn ctx_with(slots: Option<usize>) -> Ctx {
-    let config = BootstrapConfig {
-        cts_levels: 2,
-        stc_levels: 2,
-        k: 12.0,
-        cos_degree: 31,
-        double_angle: 3,
-        slots,
-    };
-    // q0 of 55 bits (the message is 2^10 below q0 at scale 2^45), bootstrapping primes of 60 bits,
+    // q0 of 60 bits (the message is 2^15 below q0 at scale 2^45), bootstrapping primes of 60 bits,
     // two working levels of 45 bits.
-    let boot_levels = 2 + 5 + 3 + 2;
-    let params = Parameters::new(ParametersLiteral {
-        log_n: 10,
-        log_q: std::iter::once(60)
-            .chain(std::iter::repeat_n(45, 2))
-            .chain(std::iter::repeat_n(60, boot_levels))
-            .collect(),
-        log_p: vec![60, 60, 60],
-        log_default_scale: 45,
-        secret: SecretDistribution::SparseTernary { hamming_weight: 32 },
-        security: SecurityLevel::InsecureForTests,
-        dnum: None,
-    })
-    .unwrap();
+    let config = BootstrapConfig {
+        slots,
+        ..BootstrapConfig::toy()
+    };
+    let params = Parameters::toy_boot(2).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(11);
     let enc = CkksEncoder::new(&params).unwrap();
     let boot = Bootstrapper::new(&params, &enc, config).unwrap();

@@ -19,7 +19,7 @@ use burn::backend::ndarray::NdArrayDevice;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use ckks::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
-use ckks::params::{Parameters, ParametersLiteral, SecretDistribution, SecurityLevel};
+use ckks::params::Parameters;
 use ckks::ring::poly::galois_element_for_rotation;
 use ckks::rlwe::{Encryptor, KeyGenerator, SecretKey};
 use ckks::scheme::evaluator::{CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
@@ -104,28 +104,7 @@ fn fixture() -> &'static Fixture {
 /// Toy bootstrapping parameters: q_0 of 60 bits, 9 working levels of 45 bits, 12 bootstrapping
 /// levels of 60 bits (CoeffsToSlots 2, EvalMod 5 + 3, SlotsToCoeffs 2).
 fn toy_boot() -> (Arc<Parameters>, BootstrapConfig) {
-    let config = BootstrapConfig {
-        cts_levels: 2,
-        stc_levels: 2,
-        k: 12.0,
-        cos_degree: 31,
-        double_angle: 3,
-        slots: None,
-    };
-    let params = Parameters::new(ParametersLiteral {
-        log_n: 10,
-        log_q: std::iter::once(60)
-            .chain(std::iter::repeat_n(45, 9))
-            .chain(std::iter::repeat_n(60, 12))
-            .collect(),
-        log_p: vec![60, 60, 60],
-        log_default_scale: 45,
-        secret: SecretDistribution::SparseTernary { hamming_weight: 32 },
-        security: SecurityLevel::InsecureForTests,
-        dnum: None,
-    })
-    .unwrap();
-    (params, config)
+    (Parameters::toy_boot(9).unwrap(), BootstrapConfig::toy())
 }
 
 struct Run {

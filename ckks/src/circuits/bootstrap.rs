@@ -82,6 +82,19 @@ pub struct BootstrapConfig {
 }
 
 impl BootstrapConfig {
+    /// The configuration of the toy chain [`Parameters::toy_boot`] (12 levels: 2 + 2 DFT levels,
+    /// K = 12, degree 31 and 3 double angles), full slots.
+    pub fn toy() -> Self {
+        Self {
+            cts_levels: 2,
+            stc_levels: 2,
+            k: 12.0,
+            cos_degree: 31,
+            double_angle: 3,
+            slots: None,
+        }
+    }
+
     /// The configuration of the N = 2^16 preset: 3 + 3 DFT levels, K = 24 (6 standard deviations of
     /// `I` for a Hamming weight of 192), degree 63 and 4 double angles (10 levels for EvalMod).
     pub fn n16_default() -> Self {

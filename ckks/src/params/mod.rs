@@ -463,6 +463,28 @@ impl Parameters {
         })
     }
 
+    /// A toy bootstrapping set for fast tests, the chain of
+    /// [`BootstrapConfig::toy`](crate::circuits::bootstrap::BootstrapConfig::toy): N = 2^10, q_0 of
+    /// 60 bits, `working` levels of 45 bits (the scale), 12 bootstrapping levels of 60 bits, three
+    /// 60-bit special primes, a sparse secret of weight 32. **Insecure**: flagged `InsecureForTests`.
+    ///
+    /// # Errors
+    /// As [`Parameters::new`].
+    pub fn toy_boot(working: usize) -> Result<Arc<Self>> {
+        Self::new(ParametersLiteral {
+            log_n: 10,
+            log_q: std::iter::once(60)
+                .chain(std::iter::repeat_n(45, working))
+                .chain(std::iter::repeat_n(60, 12))
+                .collect(),
+            log_p: vec![60, 60, 60],
+            log_default_scale: 45,
+            secret: SecretDistribution::SparseTernary { hamming_weight: 32 },
+            security: SecurityLevel::InsecureForTests,
+            dnum: None,
+        })
+    }
+
     /// A toy set for fast tests: N = 2^`log_n`, q_0 of 50 bits, `levels` scaling primes of 40 bits,
     /// scale 2^40, two 50-bit special primes. **Insecure**: flagged `InsecureForTests`.
     ///

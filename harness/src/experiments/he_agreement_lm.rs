@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ckks::circuits::bootstrap::{BootstrapConfig, Bootstrapper};
-use ckks::params::{Parameters, ParametersLiteral, SecretDistribution, SecurityLevel};
+use ckks::params::Parameters;
 use ckks::rlwe::{Encryptor, KeyGenerator};
 use ckks::scheme::evaluator::{decrypt_ckks, CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
 use rand::SeedableRng;
@@ -173,29 +173,7 @@ pub struct Row {
 /// Toy bootstrapping parameters (as the encrypted-LM tests): N = 2^10, 9 working levels of 45 bits,
 /// 12 bootstrapping levels of 60 bits, sparse secret of weight 32. **Insecure.**
 fn toy_boot() -> Result<(Arc<Parameters>, BootstrapConfig)> {
-    let params = Parameters::new(ParametersLiteral {
-        log_n: 10,
-        log_q: std::iter::once(60)
-            .chain(std::iter::repeat_n(45, 9))
-            .chain(std::iter::repeat_n(60, 12))
-            .collect(),
-        log_p: vec![60, 60, 60],
-        log_default_scale: 45,
-        secret: SecretDistribution::SparseTernary { hamming_weight: 32 },
-        security: SecurityLevel::InsecureForTests,
-        dnum: None,
-    })?;
-    Ok((
-        params,
-        BootstrapConfig {
-            cts_levels: 2,
-            stc_levels: 2,
-            k: 12.0,
-            cos_degree: 31,
-            double_angle: 3,
-            slots: None,
-        },
-    ))
+    Ok((Parameters::toy_boot(9)?, BootstrapConfig::toy()))
 }
 
 /// The model, the held-out and calibration windows, and what it is.
