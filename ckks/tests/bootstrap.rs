@@ -78,7 +78,13 @@ fn bootstrapping_refreshes_level_zero_ciphertexts() {
     let v = random_values(c.params.max_slots(), &mut c.rng);
     let pt = c.enc.encode(&v, 0, c.params.default_scale()).unwrap();
     let ct = c.encryptor.encrypt(&pt, &mut c.rng).unwrap();
+    c.eval.reset_op_counts();
     let out = c.boot.bootstrap(&c.eval, &ct).unwrap();
+    assert_eq!(
+        c.eval.op_counts(),
+        c.boot.op_counts().unwrap().total(),
+        "the predicted counts are the performed ones"
+    );
     assert_eq!(out.level(), c.boot.output_level());
     let got = c.enc.decode(&decrypt_ckks(&c.sk, &out).unwrap()).unwrap();
     let stats = precision_stats(&v, &got).unwrap();
@@ -103,7 +109,13 @@ fn sparse_slots_bootstrap_through_the_trace() {
                 &mut c.rng,
             )
             .unwrap();
+        c.eval.reset_op_counts();
         let out = c.boot.bootstrap(&c.eval, &ct).unwrap();
+        assert_eq!(
+            c.eval.op_counts(),
+            c.boot.op_counts().unwrap().total(),
+            "{slots} slots"
+        );
         assert_eq!(out.level(), c.boot.output_level());
         assert_eq!(out.slots(), slots);
         let got = c.enc.decode(&decrypt_ckks(&c.sk, &out).unwrap()).unwrap();

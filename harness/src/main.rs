@@ -11,6 +11,7 @@
 //!   server steps over a session directory ([`roles`]); `infer`: all of them over many images, with
 //!   the agreement report (the `he-agreement` experiment with your settings).
 
+mod costs;
 mod csv_out;
 mod demo;
 mod experiments;

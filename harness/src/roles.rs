@@ -335,6 +335,62 @@ pub fn decrypt(dir: &Path, flood_bits: Option<u32>) -> Result<Vec<usize>> {
     Ok(classes)
 }
 
+/// Server: the plan of a checkpoint before anything runs: parameters, levels, batch, keys, the
+/// operations of one forward (predicted exactly: cost formulas and a dry run of the polynomials on
+/// the level/scale simulator) and their time from operation costs measured here, at the middle level.
+///
+/// # Errors
+/// A missing checkpoint, a model that does not fit.
+pub fn plan(checkpoint: Option<&Path>, batch: Option<usize>, log_scale: u32, reps: usize) -> Result<()> {
+    let tmp = std::env::temp_dir().join(format!("harness-plan-{}", std::process::id()));
+    let (checkpoint, secure) = match checkpoint {
+        Some(c) => (c.to_path_buf(), true),
+        None => (tiny_checkpoint(&tmp, 0)?, false),
+    };
+    let model = ReferenceModel::from_checkpoint(&checkpoint)?;
+    let (setup, params, security) = prepare(&model, secure, log_scale, batch, None)?;
+    let (log_n, batch) = (params.literal().log_n, setup.interface().batch);
+    let vit = setup.model();
+    let c = vit.predicted_op_counts();
+    let key_bytes = (vit.rotations_needed().len() + 1) * switching_key_bytes(&params);
+    println!(
+        "plan: {}: {security}, N = 2^{log_n}, log QP = {:.1}, {} levels used of {}, 0 bootstraps",
+        checkpoint.display(),
+        params.log_qp(),
+        vit.levels_needed(),
+        params.max_level()
+    );
+    println!(
+        "plan: {batch} images per ciphertext; {} Galois keys + relinearization = {:.2} GiB",
+        vit.rotations_needed().len(),
+        key_bytes as f64 / (1u64 << 30) as f64
+    );
+    println!(
+        "plan: one forward = {} key switches ({} decompositions), {} ciphertext products, {} plaintext products, {} rescales",
+        c.key_switches, c.decompositions, c.ct_mults, c.pt_mults, c.rescales
+    );
+    let costs = crate::costs::calibrate(&params, params.max_level() / 2, reps)?;
+    let t = costs.predict(&c);
+    println!(
+        "plan: measured at level {}: rotation {:.1} ms, hoisted extra {:.1} ms, mul+relin {:.1} ms, mul plain {:.2} ms, rescale {:.2} ms ({} threads)",
+        costs.level,
+        1e3 * costs.rotation,
+        1e3 * costs.hoisted_extra,
+        1e3 * costs.mul_relin,
+        1e3 * costs.mul_plain,
+        1e3 * costs.rescale,
+        rayon::current_num_threads()
+    );
+    println!(
+        "plan: predicted forward {t:.1} s per ciphertext ({:.2} s per image), weight encoding excluded",
+        t / batch as f64
+    );
+    if !secure {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,21 +399,8 @@ mod tests {
     /// no secret key in their way, the classes match the f64 reference; keygen refuses the toy
     /// parameters unless allowed.
     #[test]
-    fn plan_predicts_and_calibration_is_positive() {
+    fn plan_runs_on_the_tiny_vit() {
         plan(None, Some(2), 35, 1).unwrap();
-        let params = Parameters::toy(10, 4).unwrap();
-        let c = calibrate(&params, 2, 3).unwrap();
-        assert!(
-            c.rotation > 0.0 && c.mul_relin > 0.0 && c.mul_plain > 0.0 && c.rescale > 0.0,
-            "{c:?}"
-        );
-        let one = ckks::scheme::evaluator::OpCounts {
-            key_switches: 1,
-            decompositions: 1,
-            ..Default::default()
-        };
-        // A lone rotation is predicted at its own measured cost.
-        assert!((c.predict(&one) - c.rotation).abs() < 1e-12);
     }
 
     #[test]
@@ -409,166 +452,4 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).ok();
     }
-}
-
-/// Seconds per operation at one level, measured on throwaway keys (see [`calibrate`]).
-#[derive(Debug, Clone, Copy)]
-pub struct OpCosts {
-    /// The level measured at.
-    pub level: usize,
-    /// A rotation: one decomposition and one key switch.
-    pub rotation: f64,
-    /// Each further rotation of a hoisted batch (its key switch without the decomposition).
-    pub hoisted_extra: f64,
-    /// A ciphertext product with relinearization.
-    pub mul_relin: f64,
-    /// A ciphertext-plaintext product.
-    pub mul_plain: f64,
-    /// A rescale.
-    pub rescale: f64,
-}
-
-impl OpCosts {
-    /// Predicted seconds for `c`: each decomposition at the price of a rotation minus a hoisted
-    /// key switch, each key switch at the hoisted price, each product's tensoring at a product minus a
-    /// rotation (a relinearization is a key switch), and the products by plaintexts and rescales.
-    pub fn predict(&self, c: &ckks::scheme::evaluator::OpCounts) -> f64 {
-        let modup = (self.rotation - self.hoisted_extra).max(0.0);
-        let tensor = (self.mul_relin - self.rotation).max(0.0);
-        c.decompositions as f64 * modup
-            + c.key_switches as f64 * self.hoisted_extra
-            + c.ct_mults as f64 * tensor
-            + c.pt_mults as f64 * self.mul_plain
-            + c.rescales as f64 * self.rescale
-    }
-}
-
-/// Measures [`OpCosts`] at `level` of `params` with a throwaway secret, a relinearization key and two
-/// Galois keys (median of `reps` runs).
-///
-/// # Errors
-/// Key generation and evaluation errors.
-pub fn calibrate(params: &std::sync::Arc<Parameters>, level: usize, reps: usize) -> Result<OpCosts> {
-    use ckks::ring::poly::galois_element_for_rotation;
-    use ckks::rlwe::{Encryptor, KeyGenerator};
-    use ckks::scheme::evaluator::{CkksEncoder, CkksEncryptor, EvaluationKeys, Evaluator};
-    use rustfft::num_complex::Complex64;
-    let mut rng = os_rng();
-    let kg = KeyGenerator::new(params);
-    let sk = kg.gen_secret_key(&mut rng)?;
-    let mut keys = EvaluationKeys {
-        relin: Some(kg.gen_relin_key(&sk, &mut rng)?),
-        ..Default::default()
-    };
-    for k in [1i64, 2] {
-        let g = galois_element_for_rotation(k, params.n());
-        keys.galois.insert(g, kg.gen_galois_key(&sk, g, &mut rng)?);
-    }
-    let eval = Evaluator::new(params, std::sync::Arc::new(keys));
-    let enc = CkksEncoder::new(params)?;
-    let v: Vec<Complex64> = (0..params.max_slots())
-        .map(|i| Complex64::new((i % 7) as f64 / 7.0, 0.0))
-        .collect();
-    let pt = enc.encode(&v, level, params.default_scale())?;
-    let ct = CkksEncryptor(Encryptor::Secret(std::sync::Arc::new(sk))).encrypt(&pt, &mut rng)?;
-    let time = |f: &dyn Fn() -> Result<()>| -> Result<f64> {
-        let mut t = Vec::with_capacity(reps);
-        for _ in 0..reps.max(1) {
-            let s = std::time::Instant::now();
-            f()?;
-            t.push(s.elapsed().as_secs_f64());
-        }
-        t.sort_by(f64::total_cmp);
-        Ok(t[t.len() / 2])
-    };
-    let rotation = time(&|| {
-        eval.rotate(&ct, 1)?;
-        Ok(())
-    })?;
-    let hoisted_two = time(&|| {
-        eval.rotate_hoisted(&ct, &[1, 2])?;
-        Ok(())
-    })?;
-    let mul_relin = time(&|| {
-        eval.mul_relin(&ct, &ct)?;
-        Ok(())
-    })?;
-    let mul_plain = time(&|| {
-        eval.mul_plain(&ct, &pt)?;
-        Ok(())
-    })?;
-    let rescale = if level > 0 {
-        time(&|| {
-            eval.rescale(&ct)?;
-            Ok(())
-        })?
-    } else {
-        0.0
-    };
-    Ok(OpCosts {
-        level,
-        rotation,
-        // A further rotation of a hoisted batch cannot cost more than a whole one; noisy timings on
-        // a loaded machine can say otherwise.
-        hoisted_extra: (hoisted_two - rotation).clamp(0.0, rotation),
-        mul_relin,
-        mul_plain,
-        rescale,
-    })
-}
-
-/// Server: the plan of a checkpoint before anything runs: parameters, levels, batch, keys, the
-/// operations of one forward (predicted exactly: cost formulas and a dry run of the polynomials on
-/// the level/scale simulator) and their time from operation costs measured here, at the middle level.
-///
-/// # Errors
-/// A missing checkpoint, a model that does not fit.
-pub fn plan(checkpoint: Option<&Path>, batch: Option<usize>, log_scale: u32, reps: usize) -> Result<()> {
-    let tmp = std::env::temp_dir().join(format!("harness-plan-{}", std::process::id()));
-    let (checkpoint, secure) = match checkpoint {
-        Some(c) => (c.to_path_buf(), true),
-        None => (tiny_checkpoint(&tmp, 0)?, false),
-    };
-    let model = ReferenceModel::from_checkpoint(&checkpoint)?;
-    let (setup, params, security) = prepare(&model, secure, log_scale, batch, None)?;
-    let (log_n, batch) = (params.literal().log_n, setup.interface().batch);
-    let vit = setup.model();
-    let c = vit.predicted_op_counts();
-    let key_bytes = (vit.rotations_needed().len() + 1) * switching_key_bytes(&params);
-    println!(
-        "plan: {}: {security}, N = 2^{log_n}, log QP = {:.1}, {} levels used of {}, 0 bootstraps",
-        checkpoint.display(),
-        params.log_qp(),
-        vit.levels_needed(),
-        params.max_level()
-    );
-    println!(
-        "plan: {batch} images per ciphertext; {} Galois keys + relinearization = {:.2} GiB",
-        vit.rotations_needed().len(),
-        key_bytes as f64 / (1u64 << 30) as f64
-    );
-    println!(
-        "plan: one forward = {} key switches ({} decompositions), {} ciphertext products, {} plaintext products, {} rescales",
-        c.key_switches, c.decompositions, c.ct_mults, c.pt_mults, c.rescales
-    );
-    let costs = calibrate(&params, params.max_level() / 2, reps)?;
-    let t = costs.predict(&c);
-    println!(
-        "plan: measured at level {}: rotation {:.1} ms, hoisted extra {:.1} ms, mul+relin {:.1} ms, mul plain {:.2} ms, rescale {:.2} ms ({} threads)",
-        costs.level,
-        1e3 * costs.rotation,
-        1e3 * costs.hoisted_extra,
-        1e3 * costs.mul_relin,
-        1e3 * costs.mul_plain,
-        1e3 * costs.rescale,
-        rayon::current_num_threads()
-    );
-    println!(
-        "plan: predicted forward {t:.1} s per ciphertext ({:.2} s per image), weight encoding excluded",
-        t / batch as f64
-    );
-    if !secure {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    Ok(())
 }

@@ -46,7 +46,7 @@
 use std::sync::Arc;
 
 use ckks::circuits::matmul::{EncryptedAttention, EncryptedMatrix, PlainWeightMatMul, RowMajor};
-use ckks::circuits::poly_eval::CkksArith;
+use ckks::circuits::poly_eval::{plan_op_counts, CkksArith};
 use ckks::params::Parameters;
 use ckks::rlwe::SecretKey;
 use ckks::scheme::evaluator::{
@@ -185,15 +185,7 @@ impl Affine {
     ) -> Result<Self> {
         let (mm, bias) = Self::encode(params, encoder, input, w, bias_rows, level)?;
         let (output, rotations) = (mm.output_layout(), mm.rotations_needed());
-        let c = mm.cost_per_tile();
-        let counts = OpCounts {
-            key_switches: c.key_switches,
-            // The baby steps share one decomposition; each giant step has its own.
-            decompositions: usize::from(c.hoisted_rotations > 0) + c.rotations - c.hoisted_rotations,
-            ct_mults: 0,
-            pt_mults: c.plaintext_mults,
-            rescales: 1,
-        };
+        let counts = mm.cost_per_tile().op_counts();
         let (encoded, w, bias_rows) = match weights {
             WeightEncoding::Once => (Some((mm, bias)), Vec::new(), Vec::new()),
             WeightEncoding::PerForward => (None, w.to_vec(), bias_rows.to_vec()),
@@ -394,22 +386,6 @@ fn site_plan(model: &ReferenceModel, site: &str) -> Result<(EvalPlan, f64, f64)>
     }
     let unit = ChebyshevPoly::new(c.coeffs.clone(), Interval::new(-1.0, 1.0)?)?;
     Ok((EvalPlan::new(&unit)?, alpha, beta))
-}
-
-/// The operations of one evaluation of `plan`, by a dry run on the level/scale simulator: each
-/// non-scalar product is a relinearized ciphertext product (one key switch).
-fn plan_counts(plan: &EvalPlan) -> Result<OpCounts> {
-    let mut sim = poly_approx::eval::SimEvaluator::default();
-    let x = sim.fresh(plan.depth());
-    plan.evaluate(&mut sim, &x)?;
-    let c = sim.counts();
-    Ok(OpCounts {
-        key_switches: c.nonscalar_mults,
-        decompositions: c.nonscalar_mults,
-        ct_mults: c.nonscalar_mults,
-        pt_mults: 0,
-        rescales: c.rescales,
-    })
 }
 
 /// Levels of one block given its two polynomial depths (see the module documentation).
@@ -782,10 +758,10 @@ impl EncryptedVit {
                 + blk.k.counts
                 + blk.v.counts
                 + attention
-                + (plan_counts(&blk.sigma)? + mask) * n
+                + (plan_op_counts(&blk.sigma)? + mask) * n
                 + blk.proj.counts
                 + blk.fc1.counts
-                + plan_counts(&blk.act)?
+                + plan_op_counts(&blk.act)?
                 + blk.fc2.counts;
         }
 

@@ -55,12 +55,13 @@ use std::sync::Arc;
 use ckks::circuits::bootstrap::Bootstrapper;
 use ckks::circuits::layout::{RowSums, SpreadColumn};
 use ckks::circuits::matmul::{EncryptedAttention, EncryptedMatrix, RowMajor};
-use ckks::circuits::poly_eval::CkksArith;
+use ckks::circuits::poly_eval::{plan_op_counts, CkksArith};
 use ckks::params::Parameters;
 use ckks::ring::poly::galois_element_for_rotation;
 use ckks::rlwe::SecretKey;
 use ckks::scheme::evaluator::{
-    decrypt_ckks, decrypt_ckks_flooded, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, Plaintext,
+    decrypt_ckks, decrypt_ckks_flooded, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, LeveledOpCounts,
+    OpCounts, Plaintext,
 };
 use poly_approx::eval::EvalPlan;
 use poly_approx::{ChebyshevPoly, Interval};
@@ -230,6 +231,8 @@ pub struct EncryptedLm {
     /// Every rotation of the forward and the highest level it is used at.
     rotations: BTreeMap<i64, usize>,
     bootstraps: usize,
+    /// The operations of one forward, by level.
+    predicted: LeveledOpCounts,
     output_level: usize,
     /// The planner's steps, for display.
     plan: Vec<String>,
@@ -258,6 +261,10 @@ struct Planner<'a> {
     margin: f64,
     /// One line per segment and per bootstrap, in forward order.
     steps: Vec<String>,
+    /// The operations of the forward so far, by level.
+    counts: LeveledOpCounts,
+    /// The operations of one bootstrap.
+    boot_counts: LeveledOpCounts,
 }
 
 impl Planner<'_> {
@@ -288,6 +295,10 @@ impl Planner<'_> {
             "bootstrap {point} (|max| {bound:.3} on the calibration windows, divided by {k}): level {} -> {out}",
             self.level
         ));
+        if scale_down {
+            self.counts.add(self.level, RESCALE);
+        }
+        self.counts.add_all(&self.boot_counts, 1);
         self.level = out;
         self.bootstraps += 1;
         Ok(Some(k))
@@ -307,6 +318,23 @@ impl Planner<'_> {
         Ok(())
     }
 }
+
+const RESCALE: OpCounts = OpCounts {
+    key_switches: 0,
+    decompositions: 0,
+    ct_mults: 0,
+    pt_mults: 0,
+    rescales: 1,
+};
+
+/// A relinearized ciphertext product (one key switch) and its rescale.
+const PRODUCT: OpCounts = OpCounts {
+    key_switches: 1,
+    decompositions: 1,
+    ct_mults: 1,
+    pt_mults: 0,
+    rescales: 1,
+};
 
 fn add_rotations(map: &mut BTreeMap<i64, usize>, rots: &[i64], level: usize, slots: usize) {
     for &r in rots {
@@ -462,6 +490,18 @@ impl Norm {
             inv_at_zero: unit.eval_unit(0.0),
             spread,
         })
+    }
+
+    /// The evaluator's counts for one [`Norm::apply`] (one tile), by level.
+    fn op_counts(&self) -> Result<LeveledOpCounts> {
+        let l = self.level;
+        let inv_level = l - 2 - self.inv.depth();
+        let mut c = LeveledOpCounts::default();
+        c.add(l, self.mean.op_counts() + self.mean_scaled.op_counts() + PRODUCT);
+        c.add(l - 1, self.squares.op_counts() + PRODUCT);
+        c.add(l - 2, plan_op_counts(&self.inv)?);
+        c.add(inv_level, self.spread.op_counts() + PRODUCT);
+        Ok(c)
     }
 
     /// The normalised rows (divided by `k_out`), `depth()` levels below `self.level`, at the default
@@ -672,6 +712,11 @@ impl EncryptedLm {
             bounds: &bounds,
             margin: bootstrap_margin,
             steps: Vec::new(),
+            counts: LeveledOpCounts::default(),
+            boot_counts: match &bootstrapper {
+                Some(b) => b.op_counts()?,
+                None => LeveledOpCounts::default(),
+            },
         };
         let mut rotations = BTreeMap::new();
         let delta = params.default_scale();
@@ -718,9 +763,11 @@ impl EncryptedLm {
                 let (w, b) = fold_norm(&blk.qkv, ln1, part * d..(part + 1) * d, k_h1)?;
                 affine(&w, &b, h_level, layout)
             };
+            plan.counts.add_all(&norm1.op_counts()?, 1);
             let (q, k, v) = (qkv(0)?, qkv(1)?, qkv(2)?);
             for a in [&q, &k, &v] {
                 add_rotations(&mut rotations, &a.rotations_needed(), h_level, slots);
+                plan.counts.add(h_level, a.counts);
             }
             let att_level = h_level - 1;
             let (sigma, alpha_s, beta_s, sigma_unit) = unit_plan(site_series(model, &s_site)?, 1.0, &s_site)?;
@@ -738,6 +785,30 @@ impl EncryptedLm {
             add_rotations(&mut rotations, &attention.rotations_needed(), att_level, slots);
             plan.spend(4 + sigma_depth, &format!("blocks.{i}: Q K V, scores, sigma, x V"))?;
             let sigma_level = att_level - 2 - sigma_depth;
+            // Scores; V rotated and masked; per offset sigma, the spread in heads, the product with
+            // V; the sum's rescale.
+            let offsets = attention.offsets().len();
+            plan.counts.add_all(&attention.scores_op_counts(), 1);
+            plan.counts.add(
+                att_level,
+                attention.rotated_values_op_counts()
+                    + OpCounts {
+                        pt_mults: offsets,
+                        rescales: offsets,
+                        ..OpCounts::default()
+                    },
+            );
+            plan.counts.add(att_level - 2, plan_op_counts(&sigma)? * offsets);
+            plan.counts.add(
+                sigma_level,
+                (attention.replicate_op_counts()
+                    + OpCounts {
+                        rescales: 0,
+                        ..PRODUCT
+                    })
+                    * offsets
+                    + RESCALE,
+            );
             // The heads' output is bootstrapped (divided by K_o) unless the projection leaves the
             // residual stream a level for its own bootstrap's scaling.
             let boot_o = plan.need(2, &format!("blocks.{i}.heads"), false)?;
@@ -770,6 +841,7 @@ impl EncryptedLm {
                 layout,
             )?;
             add_rotations(&mut rotations, &proj.rotations_needed(), plan.level, slots);
+            plan.counts.add(plan.level, proj.counts);
             plan.spend(1, &format!("blocks.{i}.attn.proj"))?;
 
             // LayerNorm 2 and the MLP: fc1, act, fc2.
@@ -793,8 +865,14 @@ impl EncryptedLm {
             )?;
             let (w1, b1) = fold_norm(&blk.fc1, ln2, 0..hidden, k_h2 * alpha_a)?;
             let b1: Vec<f64> = b1.iter().map(|b| b * alpha_a + beta_a).collect();
+            plan.counts.add_all(&norm2.op_counts()?, 1);
             let fc1 = affine(&w1, &b1, plan.level, layout)?;
             add_rotations(&mut rotations, &fc1.rotations_needed(), plan.level, slots);
+            plan.counts.add(plan.level, fc1.counts);
+            plan.counts.add(
+                plan.level - 1,
+                plan_op_counts(&act)? * fc1.output_layout().tiles(),
+            );
             plan.spend(1 + act.depth(), &format!("blocks.{i}: fc1, act"))?;
             let fc2 = affine(
                 &weight_rows(&blk.fc2, 0..d, 1.0)?,
@@ -803,6 +881,7 @@ impl EncryptedLm {
                 fc1.output_layout(),
             )?;
             add_rotations(&mut rotations, &fc2.rotations_needed(), plan.level, slots);
+            plan.counts.add(plan.level, fc2.counts);
             plan.spend(1, &format!("blocks.{i}.mlp.fc2"))?;
             x_point = format!("blocks.{i}.mlp");
             blocks.push(LmBlock {
@@ -857,6 +936,10 @@ impl EncryptedLm {
                 Ok(a)
             })
             .collect::<Result<Vec<_>>>()?;
+        plan.counts.add_all(&norm.op_counts()?, 1);
+        for a in &head {
+            plan.counts.add(plan.level, a.counts);
+        }
         plan.spend(1, "head")?;
 
         Ok(Self {
@@ -880,6 +963,7 @@ impl EncryptedLm {
             boot_hf,
             head,
             bootstraps: plan.bootstraps,
+            predicted: plan.counts,
             output_level: plan.level,
             plan: plan.steps,
             rotations,
@@ -909,6 +993,14 @@ impl EncryptedLm {
     /// Bootstraps one forward performs, as planned.
     pub fn bootstraps_planned(&self) -> usize {
         self.bootstraps
+    }
+
+    /// The operations one forward performs, by the level they act at, predicted before running
+    /// from the kernels' cost formulas, dry runs of the polynomials on the level/scale simulator and
+    /// the bootstrapper's counts: a forward on an [`Evaluator`] performs exactly
+    /// `predicted_op_counts().total()` ([`Evaluator::op_counts`]).
+    pub fn predicted_op_counts(&self) -> &LeveledOpCounts {
+        &self.predicted
     }
 
     /// The level plan, one line per segment and per bootstrap in forward order (what the planner

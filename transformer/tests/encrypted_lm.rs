@@ -170,15 +170,22 @@ fn argmax(v: &[f64]) -> usize {
 }
 
 /// Runs `windows` through the encrypted LM and returns the max |logit error| against the reference,
-/// checking the planned bootstraps were the ones performed and every top-1 token agrees.
+/// checking the planned bootstraps and operation counts were the ones performed and every top-1
+/// token agrees.
 fn run_and_compare(run: &mut Run, windows: &[Vec<u32>]) -> f64 {
     let f = fixture();
     let ct = run
         .lm
         .encrypt_windows(&run.encoder, &run.encryptor, windows, &mut run.rng)
         .unwrap();
+    run.eval.reset_op_counts();
     let out = run.lm.forward(&run.eval, &ct).unwrap();
     assert_eq!(out.bootstraps, run.lm.bootstraps_planned());
+    assert_eq!(
+        run.eval.op_counts(),
+        run.lm.predicted_op_counts().total(),
+        "the predicted operation counts are the ones performed"
+    );
     assert!(out
         .logits
         .iter()

@@ -38,7 +38,7 @@ use crate::ring::poly::galois_element_for_conjugation;
 use crate::ring::poly::galois_element_for_rotation;
 use crate::ring::{Coeff, RnsPoly};
 use crate::rlwe::RlweCiphertext;
-use crate::scheme::evaluator::{Ciphertext, CkksEncoder, Evaluator};
+use crate::scheme::evaluator::{Ciphertext, CkksEncoder, Evaluator, LeveledOpCounts, OpCounts};
 use poly_approx::eval::EvalPlan;
 use poly_approx::Interval;
 use std::sync::Arc;
@@ -260,6 +260,59 @@ impl Bootstrapper {
         g.sort_unstable();
         g.dedup();
         g
+    }
+
+    /// The evaluator's counts for one [`Bootstrapper::bootstrap`], by the level they happen at (the
+    /// linear transforms at their own levels, each EvalMod half at its first level): the trace's
+    /// rotations, the DFTs' BSGS counts, the conjugation and the two halves' rescales, the cosine
+    /// polynomial (a dry run on the simulator) and the double-angle squarings, twice.
+    ///
+    /// # Errors
+    /// A cosine plan the simulator refuses.
+    pub fn op_counts(&self) -> Result<LeveledOpCounts> {
+        let top = self.params.max_level();
+        let mut counts = LeveledOpCounts::default();
+        let rotation = OpCounts {
+            key_switches: 1,
+            decompositions: 1,
+            ..OpCounts::default()
+        };
+        let rescale = OpCounts {
+            rescales: 1,
+            ..OpCounts::default()
+        };
+        counts.add(top, rotation * self.trace_rotations().len());
+        let mut level = top;
+        for (i, lt) in self.cts.iter().enumerate() {
+            let mut c = lt.cost().op_counts();
+            if i + 1 == self.cts.len() {
+                // The last one is evaluated without its rescale; the conjugation and the two halves'
+                // rescales follow at its level.
+                c.rescales -= 1;
+                c = c + rotation + rescale * 2;
+            }
+            counts.add(level, c);
+            level -= 1;
+        }
+        let cosine = crate::circuits::poly_eval::plan_op_counts(&self.cos_plan)?;
+        let squaring = OpCounts {
+            key_switches: 1,
+            decompositions: 1,
+            ct_mults: 1,
+            pt_mults: 0,
+            rescales: 1,
+        };
+        counts.add(level, cosine * 2);
+        level -= self.cos_plan.depth();
+        for _ in 0..self.config.double_angle {
+            counts.add(level, squaring * 2);
+            level -= 1;
+        }
+        for lt in &self.stc {
+            counts.add(level, lt.cost().op_counts());
+            level -= 1;
+        }
+        Ok(counts)
     }
 
     /// Rotations of the trace onto the sparse subring: `s 2^i` for `i < log2(N / 2s)`.

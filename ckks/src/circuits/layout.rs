@@ -514,14 +514,7 @@ impl LayoutConversion {
     /// [`LayoutConversion::cost`], one decomposition for all the baby steps (if any) plus one per
     /// giant step, one plaintext product per diagonal, one rescale.
     pub fn op_counts(&self) -> OpCounts {
-        let c = self.lt.cost();
-        OpCounts {
-            key_switches: c.key_switches,
-            decompositions: usize::from(c.hoisted_rotations > 0) + c.rotations - c.hoisted_rotations,
-            ct_mults: 0,
-            pt_mults: c.plaintext_mults,
-            rescales: 1,
-        }
+        self.lt.cost().op_counts()
     }
 
     /// Rotations needed (for key generation), in `0..slots`.
@@ -681,6 +674,17 @@ impl SpreadColumn {
     /// Rotations (key switches) per tile.
     pub fn rotation_count(&self) -> usize {
         spread_rotation_count(self.output.cols)
+    }
+
+    /// The evaluator's counts for one [`SpreadColumn::apply`]: [`SpreadColumn::rotation_count`]
+    /// rotations per tile, each its own decomposition.
+    pub fn op_counts(&self) -> OpCounts {
+        let r = self.rotation_count() * self.input.tiles();
+        OpCounts {
+            key_switches: r,
+            decompositions: r,
+            ..OpCounts::default()
+        }
     }
 
     /// Rotations needed (for key generation), in `0..slots`.

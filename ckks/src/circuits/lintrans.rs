@@ -18,7 +18,7 @@
 
 use crate::error::{Error, Result};
 use crate::params::Parameters;
-use crate::scheme::evaluator::{Ciphertext, CkksEncoder, Evaluator, Plaintext};
+use crate::scheme::evaluator::{Ciphertext, CkksEncoder, Evaluator, OpCounts, Plaintext};
 use rayon::prelude::*;
 use rustfft::num_complex::Complex64;
 use std::collections::BTreeMap;
@@ -37,6 +37,20 @@ pub struct LinearTransformCost {
     pub plaintext_mults: usize,
     /// Levels consumed.
     pub levels: usize,
+}
+
+impl LinearTransformCost {
+    /// The evaluator's counts for one evaluation with its rescale: one decomposition for all the
+    /// baby steps (if any) plus one per giant step, the plaintext products, `levels` rescales.
+    pub fn op_counts(&self) -> OpCounts {
+        OpCounts {
+            key_switches: self.key_switches,
+            decompositions: usize::from(self.hoisted_rotations > 0) + self.rotations - self.hoisted_rotations,
+            ct_mults: 0,
+            pt_mults: self.plaintext_mults,
+            rescales: self.levels,
+        }
+    }
 }
 
 /// A plaintext matrix pre-encoded for the BSGS diagonal method at one level.

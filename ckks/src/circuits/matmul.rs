@@ -13,7 +13,9 @@
 use crate::circuits::lintrans::{LinearTransform, LinearTransformCost};
 use crate::error::{Error, Result};
 use crate::params::Parameters;
-use crate::scheme::evaluator::{Ciphertext, CkksEncoder, CkksEncryptor, Evaluator};
+use crate::scheme::evaluator::{
+    Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, LeveledOpCounts, OpCounts,
+};
 use rand_core::CryptoRng;
 use rustfft::num_complex::Complex64;
 use std::collections::BTreeMap;
@@ -460,6 +462,63 @@ impl EncryptedAttention {
             ct_mults: 2 * n,
             pt_mults: n,
             levels: 3,
+        }
+    }
+
+    /// The evaluator's counts for one [`EncryptedAttention::scores`], by level: `K`'s hoisted
+    /// rotations and one product per offset at this attention's level, the in-head sums and the
+    /// masks one level below.
+    pub fn scores_op_counts(&self) -> LeveledOpCounts {
+        let n = self.offsets.len();
+        let log_dh = self.head_width().trailing_zeros() as usize;
+        let mut c = LeveledOpCounts::default();
+        c.add(
+            self.level,
+            self.rotated_values_op_counts()
+                + OpCounts {
+                    key_switches: n,
+                    decompositions: n,
+                    ct_mults: n,
+                    pt_mults: 0,
+                    rescales: n,
+                },
+        );
+        c.add(
+            self.level.saturating_sub(1),
+            OpCounts {
+                key_switches: n * log_dh,
+                decompositions: n * log_dh,
+                ct_mults: 0,
+                pt_mults: n,
+                rescales: n,
+            },
+        );
+        c
+    }
+
+    /// The evaluator's counts for one [`EncryptedAttention::rotated_values`]: the nonzero offsets'
+    /// rotations, hoisted (one decomposition).
+    pub fn rotated_values_op_counts(&self) -> OpCounts {
+        let r = self
+            .offsets
+            .iter()
+            .filter(|&&d| self.row_rotation(d) != 0)
+            .count();
+        OpCounts {
+            key_switches: r,
+            decompositions: usize::from(r > 0),
+            ..OpCounts::default()
+        }
+    }
+
+    /// The evaluator's counts for one [`EncryptedAttention::replicate_in_heads`]: `log2(d_h)`
+    /// rotations, each its own decomposition.
+    pub fn replicate_op_counts(&self) -> OpCounts {
+        let r = self.head_width().trailing_zeros() as usize;
+        OpCounts {
+            key_switches: r,
+            decompositions: r,
+            ..OpCounts::default()
         }
     }
 

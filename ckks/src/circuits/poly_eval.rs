@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::params::Parameters;
-use crate::scheme::evaluator::{Ciphertext, Evaluator};
+use crate::scheme::evaluator::{Ciphertext, Evaluator, OpCounts};
 use std::sync::Arc;
 
 impl From<poly_approx::Error> for Error {
@@ -65,4 +65,21 @@ impl poly_approx::eval::Evaluator for CkksArith<'_> {
     fn drop_to_level(&mut self, a: &Ciphertext, level: usize) -> Result<Ciphertext> {
         self.eval.drop_to_level(a, level)
     }
+}
+
+/// The evaluator's counts for one evaluation of `plan` on a ciphertext through [`CkksArith`], by a
+/// dry run on the level/scale simulator: each non-scalar product is a relinearized ciphertext
+/// product (one key switch and its decomposition); products by constants are not counted.
+///
+/// # Errors
+/// A plan the simulator refuses.
+pub fn plan_op_counts(plan: &poly_approx::eval::EvalPlan) -> Result<OpCounts> {
+    let (_, c) = plan.simulate(poly_approx::eval::LevelModel::default())?;
+    Ok(OpCounts {
+        key_switches: c.nonscalar_mults,
+        decompositions: c.nonscalar_mults,
+        ct_mults: c.nonscalar_mults,
+        pt_mults: 0,
+        rescales: c.rescales,
+    })
 }

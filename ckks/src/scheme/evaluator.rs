@@ -228,6 +228,36 @@ impl std::ops::Mul<usize> for OpCounts {
     }
 }
 
+/// [`OpCounts`] by the level of the ciphertexts the operations act on: a key switch at level 30
+/// costs several times one at level 3, so a time prediction needs the levels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeveledOpCounts(std::collections::BTreeMap<usize, OpCounts>);
+
+impl LeveledOpCounts {
+    /// Adds `counts` performed at `level`.
+    pub fn add(&mut self, level: usize, counts: OpCounts) {
+        let e = self.0.entry(level).or_default();
+        *e = *e + counts;
+    }
+
+    /// Adds every count of `other`, `times` times.
+    pub fn add_all(&mut self, other: &LeveledOpCounts, times: usize) {
+        for (&level, &c) in &other.0 {
+            self.add(level, c * times);
+        }
+    }
+
+    /// The counts at each level, lowest level first.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, OpCounts)> + '_ {
+        self.0.iter().map(|(&l, &c)| (l, c))
+    }
+
+    /// The counts over all levels.
+    pub fn total(&self) -> OpCounts {
+        self.0.values().fold(OpCounts::default(), |a, &c| a + c)
+    }
+}
+
 /// Relaxed atomic counters behind [`OpCounts`] (the evaluator is shared across threads).
 #[derive(Debug, Default)]
 struct Counters([std::sync::atomic::AtomicUsize; 5]);

@@ -38,6 +38,7 @@ use transformer::reference::ReferenceModel;
 
 use super::he_agreement::{argmax, peak_rss_gib};
 use super::Preset;
+use crate::costs::CostModel;
 
 /// File name of the CSV.
 pub const CSV: &str = "he_agreement_lm.csv";
@@ -57,6 +58,8 @@ pub struct Config {
     pub calibration_windows: usize,
     /// Batches run in debug mode (the first ones): every layer decrypted and compared.
     pub trace_batches: usize,
+    /// Repetitions of each operation timed for the cost model (the median is used).
+    pub cost_reps: usize,
     /// Seed of the keys and encryptions (and of the checkpoint: `cpu-seed<seed>`).
     pub seed: u64,
 }
@@ -72,6 +75,7 @@ impl Config {
                 secure: false,
                 calibration_windows: 32,
                 trace_batches: 1,
+                cost_reps: 1,
                 seed,
             },
             Preset::Cpu => Self {
@@ -86,6 +90,7 @@ impl Config {
                 secure: true,
                 calibration_windows: 64,
                 trace_batches: 1,
+                cost_reps: 3,
                 seed,
             },
         }
@@ -168,6 +173,13 @@ pub struct Row {
     pub threads: usize,
     /// Peak resident memory of the process so far, GiB.
     pub peak_rss_gib: Option<f64>,
+    /// Key switches the forward performed (equal to the planner's count, or the run stops).
+    #[serde(default)]
+    pub key_switches: Option<usize>,
+    /// The planner's predicted forward time without weight encoding (operation counts by level
+    /// times costs measured before the run at two levels).
+    #[serde(default)]
+    pub predicted_seconds: Option<f64>,
 }
 
 /// Toy bootstrapping parameters (as the encrypted-LM tests): N = 2^10, 9 working levels of 45 bits,
@@ -305,6 +317,22 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
         lm.bootstraps_planned(),
         galois.len()
     );
+    // The prediction, before anything runs: counts by level times costs measured here.
+    let counts = lm.predicted_op_counts();
+    let c = counts.total();
+    let t = Instant::now();
+    let costs = CostModel::calibrate(&params, 1, params.max_level(), config.cost_reps)?;
+    let predicted_seconds = costs.predict(counts);
+    eprintln!(
+        "he-agreement-lm: predicted forward: {} key switches ({} decompositions), {} ciphertext products, {} plaintext products, {} rescales; {predicted_seconds:.1} s without weight encoding (costs measured at levels 1 and {} in {:.1} s)",
+        c.key_switches,
+        c.decompositions,
+        c.ct_mults,
+        c.pt_mults,
+        c.rescales,
+        params.max_level(),
+        t.elapsed().as_secs_f64()
+    );
 
     // Client: keys at the levels they are used.
     let mut rng = ChaCha20Rng::from_os_rng();
@@ -350,6 +378,7 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
         let mut taps: BTreeMap<String, (Vec<Vec<f64>>, f64)> = BTreeMap::new();
         let mut order = Vec::new();
         let t = Instant::now();
+        eval.reset_op_counts();
         let out = lm.forward_traced(&eval, &ct, |name, m, factor| {
             if traced {
                 let decoded: Option<Vec<_>> = m
@@ -364,6 +393,10 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
             }
         })?;
         let forward = t.elapsed().as_secs_f64();
+        let performed = eval.op_counts();
+        if performed != c {
+            bail!("the forward performed {performed:?}, the planner predicted {c:?}");
+        }
         if out.bootstraps != lm.bootstraps_planned() {
             bail!(
                 "the forward bootstrapped {} times, the plan said {}",
@@ -381,6 +414,11 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
         let got = lm.decrypt_logits(&encoder, &sk, &out.logits)?;
         let decrypt_seconds = t.elapsed().as_secs_f64();
         let p = out.profile;
+        eprintln!(
+            "he-agreement-lm: batch {bi}: {} key switches as predicted; {:.1} s without encoding, {predicted_seconds:.1} s predicted",
+            performed.key_switches,
+            forward - out.profile.encode
+        );
         eprintln!(
             "he-agreement-lm: batch {bi} ({} windows): forward {forward:.1} s (bootstrap {:.1}, norm {:.1}, act {:.1}, attention {:.1}, pt matmul {:.1}, encode {:.1}), peak {:.1} GiB",
             chunk.len(),
@@ -468,6 +506,8 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
                 prepare_seconds,
                 threads,
                 peak_rss_gib: peak_rss_gib(),
+                key_switches: Some(performed.key_switches),
+                predicted_seconds: Some(predicted_seconds),
             });
             let r = rows.last().context("row")?;
             eprintln!(
@@ -526,6 +566,20 @@ pub fn summary(csv: &std::path::Path) -> Result<String> {
         forward / batches.len() as f64,
         forward / rows.len() as f64,
     ));
+    if let Some(predicted) = r0.predicted_seconds {
+        let mut per_batch: Vec<(usize, f64)> = rows
+            .iter()
+            .map(|r| (r.batch, r.batch_forward_seconds - r.encode_seconds))
+            .collect();
+        per_batch.dedup_by_key(|b| b.0);
+        let measured = per_batch.iter().map(|b| b.1).sum::<f64>() / per_batch.len().max(1) as f64;
+        out.push_str(&format!(
+            "\nPlanner: {} key switches per forward, as predicted; predicted {predicted:.1} s per batch \
+             without weight encoding, measured {measured:.1} s ({:+.0} %).\n",
+            r0.key_switches.unwrap_or(0),
+            100.0 * (predicted / measured - 1.0)
+        ));
+    }
     if !r0.layer_precision_bits.is_empty() {
         out.push_str(&format!(
             "\nPrecision per layer (bits, window 0): {}\n",
