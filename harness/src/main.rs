@@ -113,19 +113,24 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         reps: usize,
     },
-    /// Server: prepares a polynomial ViT checkpoint and publishes the parameters and the interface.
+    /// Server: prepares a polynomial checkpoint (a ViT or a language model) and publishes the
+    /// parameters and the interface.
     Setup {
         /// Session directory (files between client and server).
         #[arg(long, default_value = "session")]
         dir: PathBuf,
-        /// Polynomial checkpoint (e.g. runs/train_vit/cpu-seed0/polynomial); without it the tiny ViT
-        /// is trained on synthetic images and served at INSECURE toy parameters.
+        /// Polynomial checkpoint (e.g. runs/train_vit/cpu-seed0/polynomial or
+        /// runs/train_lm/cpu-seed0/polynomial); without it the tiny ViT (or with --lm the tiny LM)
+        /// is trained on synthetic data and served at INSECURE toy parameters.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// Images per ciphertext (default: as many as fit).
+        /// The checkpoint is a language model (served at the N = 2^16 bootstrapping parameters).
+        #[arg(long)]
+        lm: bool,
+        /// Images (or text windows) per ciphertext (default: as many as fit).
         #[arg(long)]
         batch: Option<usize>,
-        /// log2 of the scale of the 128-bit N = 2^16 parameters.
+        /// log2 of the scale of the 128-bit N = 2^16 parameters (ViT).
         #[arg(long, default_value_t = 35)]
         log_scale: u32,
     },
@@ -138,15 +143,15 @@ enum Command {
         #[arg(long)]
         allow_insecure: bool,
     },
-    /// Client: encrypts test images of the model's data set into one ciphertext.
+    /// Client: encrypts test images (or text windows) of the model's data set into one ciphertext.
     Encrypt {
         /// Session directory.
         #[arg(long, default_value = "session")]
         dir: PathBuf,
-        /// First test image.
+        /// First test image (or window).
         #[arg(long, default_value_t = 0)]
         first: usize,
-        /// Number of images (default: a full batch).
+        /// Number of images or windows (default: a full batch).
         #[arg(long)]
         count: Option<usize>,
     },
@@ -155,8 +160,11 @@ enum Command {
         /// Session directory.
         #[arg(long, default_value = "session")]
         dir: PathBuf,
+        /// Repetitions of each operation timed for the LM's predicted time (the median is used).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
     },
-    /// Client: decrypts the output and prints the classes.
+    /// Client: decrypts the output and prints the classes (or the next tokens).
     Decrypt {
         /// Session directory.
         #[arg(long, default_value = "session")]
@@ -275,18 +283,25 @@ fn main() -> Result<()> {
         Command::Setup {
             dir,
             checkpoint,
+            lm,
             batch,
             log_scale,
-        } => roles::setup(&roles::SetupArgs {
-            dir,
-            checkpoint,
-            batch,
-            log_scale,
-        }),
+        } => {
+            if lm {
+                roles::lm::setup(&dir, checkpoint.as_deref(), batch)
+            } else {
+                roles::setup(&roles::SetupArgs {
+                    dir,
+                    checkpoint,
+                    batch,
+                    log_scale,
+                })
+            }
+        }
         Command::Keygen { dir, allow_insecure } => roles::keygen(&dir, allow_insecure),
         Command::Encrypt { dir, first, count } => roles::encrypt(&dir, first, count),
-        Command::Serve { dir } => roles::serve(&dir),
-        Command::Decrypt { dir, flood_bits } => roles::decrypt(&dir, flood_bits).map(|_| ()),
+        Command::Serve { dir, reps } => roles::serve(&dir, reps),
+        Command::Decrypt { dir, flood_bits } => roles::decrypt_step(&dir, flood_bits),
         Command::Infer {
             checkpoint,
             images,

@@ -526,10 +526,10 @@ pub struct KeyStats {
     pub bytes: u64,
 }
 
-/// The client: owns the secret key; encrypts inputs and decrypts outputs for one [`VitInterface`].
-pub struct Client {
+/// A client's keys (the secret key never leaves it) and what it encrypts and decrypts with; shared
+/// by [`Client`] and [`LmClient`].
+struct ClientKeys {
     params: Arc<Parameters>,
-    interface: VitInterface,
     sk: SecretKey,
     pk: PublicKey,
     key_id: KeyId,
@@ -537,13 +537,54 @@ pub struct Client {
     encryptor: CkksEncryptor,
 }
 
-impl std::fmt::Debug for Client {
+impl std::fmt::Debug for ClientKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("ClientKeys")
             .field("key_id", &self.key_id)
             .field("sk", &self.sk)
             .finish_non_exhaustive()
     }
+}
+
+impl ClientKeys {
+    fn generate(params: &Arc<Parameters>, rng: &mut impl CryptoRng) -> Result<Self> {
+        let kg = KeyGenerator::new(params);
+        let sk = kg.gen_secret_key(rng)?;
+        let pk = kg.gen_public_key(&sk, rng)?;
+        Self::assemble(params, sk, pk)
+    }
+
+    fn open(params: &Arc<Parameters>, secret_key: &[u8], public_key: &[u8]) -> Result<Self> {
+        let sk = SecretKey::import_owner_only(secret_key, params)?;
+        let pk = PublicKey::from_bytes(public_key, params)?;
+        Self::assemble(params, sk, pk)
+    }
+
+    fn assemble(params: &Arc<Parameters>, sk: SecretKey, pk: PublicKey) -> Result<Self> {
+        Ok(Self {
+            key_id: KeyId::of(&pk, params),
+            encoder: CkksEncoder::new(params)?,
+            encryptor: CkksEncryptor(Encryptor::Public(pk.clone())),
+            params: params.clone(),
+            sk,
+            pk,
+        })
+    }
+
+    fn secret_key_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        self.sk.export_owner_only()
+    }
+
+    fn public_key_bytes(&self) -> Vec<u8> {
+        self.pk.to_bytes(&self.params)
+    }
+}
+
+/// The client: owns the secret key; encrypts inputs and decrypts outputs for one [`VitInterface`].
+#[derive(Debug)]
+pub struct Client {
+    keys: ClientKeys,
+    interface: VitInterface,
 }
 
 impl Client {
@@ -553,10 +594,7 @@ impl Client {
     /// [`DeployError::Mismatch`] for an interface of other parameters; key generation errors.
     pub fn new(params: &Arc<Parameters>, interface: VitInterface, rng: &mut impl CryptoRng) -> Result<Self> {
         interface.check_params(params)?;
-        let kg = KeyGenerator::new(params);
-        let sk = kg.gen_secret_key(rng)?;
-        let pk = kg.gen_public_key(&sk, rng)?;
-        Self::assemble(params, interface, sk, pk)
+        Self::with_keys(interface, ClientKeys::generate(params, rng)?)
     }
 
     /// A client from its saved keys ([`Client::secret_key_bytes`], [`Client::public_key_bytes`]).
@@ -570,31 +608,16 @@ impl Client {
         public_key: &[u8],
     ) -> Result<Self> {
         interface.check_params(params)?;
-        let sk = SecretKey::import_owner_only(secret_key, params)?;
-        let pk = PublicKey::from_bytes(public_key, params)?;
-        Self::assemble(params, interface, sk, pk)
+        Self::with_keys(interface, ClientKeys::open(params, secret_key, public_key)?)
     }
 
-    fn assemble(
-        params: &Arc<Parameters>,
-        interface: VitInterface,
-        sk: SecretKey,
-        pk: PublicKey,
-    ) -> Result<Self> {
-        Ok(Self {
-            key_id: KeyId::of(&pk, params),
-            encoder: CkksEncoder::new(params)?,
-            encryptor: CkksEncryptor(Encryptor::Public(pk.clone())),
-            params: params.clone(),
-            interface,
-            sk,
-            pk,
-        })
+    fn with_keys(interface: VitInterface, keys: ClientKeys) -> Result<Self> {
+        Ok(Self { keys, interface })
     }
 
     /// The key id tagged on everything this client sends.
     pub fn key_id(&self) -> KeyId {
-        self.key_id
+        self.keys.key_id
     }
 
     /// The interface it works with.
@@ -604,12 +627,12 @@ impl Client {
 
     /// The secret key, serialised for its owner's own storage (zeroized when dropped). Never send it.
     pub fn secret_key_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        self.sk.export_owner_only()
+        self.keys.secret_key_bytes()
     }
 
     /// The public key, serialised.
     pub fn public_key_bytes(&self) -> Vec<u8> {
-        self.pk.to_bytes(&self.params)
+        self.keys.public_key_bytes()
     }
 
     /// Generates the relinearization key and a Galois key for every rotation of the interface, and
@@ -619,25 +642,25 @@ impl Client {
     /// Key generation and I/O errors.
     pub fn write_evaluation_keys(&self, dir: &Path, rng: &mut impl CryptoRng) -> Result<KeyStats> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let kg = KeyGenerator::new(&self.params);
+        let kg = KeyGenerator::new(&self.keys.params);
         let mut bytes = 0u64;
         let mut write = |name: &str, keys: EvaluationKeys| -> Result<()> {
-            let b = keys.to_bytes(&self.params);
+            let b = keys.to_bytes(&self.keys.params);
             bytes += b.len() as u64;
             write_file(&dir.join(name), &b)
         };
         write(
             "relin.bin",
             EvaluationKeys {
-                relin: Some(kg.gen_relin_key(&self.sk, rng)?),
+                relin: Some(kg.gen_relin_key(&self.keys.sk, rng)?),
                 ..Default::default()
             },
         )?;
         let mut galois = Vec::with_capacity(self.interface.rotations.len());
         for &r in &self.interface.rotations {
-            let g = galois_element_for_rotation(r, self.params.n());
+            let g = galois_element_for_rotation(r, self.keys.params.n());
             let mut keys = EvaluationKeys::default();
-            keys.galois.insert(g, kg.gen_galois_key(&self.sk, g, rng)?);
+            keys.galois.insert(g, kg.gen_galois_key(&self.keys.sk, g, rng)?);
             let name = format!("rot_{r}.bin");
             write(&name, keys)?;
             galois.push((r, name));
@@ -647,8 +670,8 @@ impl Client {
             &dir.join(KEY_MANIFEST),
             &KeyManifest {
                 version: FORMAT_VERSION,
-                params_digest: hex(&self.params.digest()),
-                key_id: self.key_id,
+                params_digest: hex(&self.keys.params.digest()),
+                key_id: self.keys.key_id,
                 relin: "relin.bin".into(),
                 galois,
                 galois_elements: Vec::new(),
@@ -672,9 +695,9 @@ impl Client {
         let [c, s, p] = i.image;
         let patches = interleave_patches(images, (c, s, p), layout, i.batch)?;
         let matrix = EncryptedMatrix::encrypt(
-            &self.params,
-            &self.encoder,
-            &self.encryptor,
+            &self.keys.params,
+            &self.keys.encoder,
+            &self.keys.encryptor,
             layout,
             &patches,
             i.start_level,
@@ -682,7 +705,7 @@ impl Client {
         )?;
         Ok(EncryptedTensor {
             kind: TensorKind::Input,
-            key_id: self.key_id,
+            key_id: self.keys.key_id,
             matrix,
         })
     }
@@ -693,7 +716,7 @@ impl Client {
     /// # Errors
     /// [`DeployError::Mismatch`] for an output of another client, layout or level; decryption errors.
     pub fn decrypt(&self, output: &EncryptedTensor) -> Result<Vec<Vec<f64>>> {
-        self.decrypt_with(output, |ct| Ok(decrypt_ckks(&self.sk, ct)?))
+        self.decrypt_with(output, |ct| Ok(decrypt_ckks(&self.keys.sk, ct)?))
     }
 
     /// As [`Client::decrypt`] with noise flooding of `2^flood_bits` per coefficient
@@ -708,7 +731,7 @@ impl Client {
         rng: &mut impl CryptoRng,
     ) -> Result<Vec<Vec<f64>>> {
         self.decrypt_with(output, |ct| {
-            Ok(decrypt_ckks_flooded(&self.sk, ct, flood_bits, rng)?)
+            Ok(decrypt_ckks_flooded(&self.keys.sk, ct, flood_bits, rng)?)
         })
     }
 
@@ -721,7 +744,7 @@ impl Client {
         trace
             .iter()
             .map(|(name, m)| {
-                let rows = self.decode_matrix(m, |ct| Ok(decrypt_ckks(&self.sk, ct)?))?;
+                let rows = self.decode_matrix(m, |ct| Ok(decrypt_ckks(&self.keys.sk, ct)?))?;
                 Ok((name.clone(), rows))
             })
             .collect()
@@ -736,7 +759,7 @@ impl Client {
         let decoded = m
             .tiles
             .iter()
-            .map(|ct| Ok(self.encoder.decode(&dec(ct)?)?))
+            .map(|ct| Ok(self.keys.encoder.decode(&dec(ct)?)?))
             .collect::<Result<Vec<_>>>()?;
         Ok(m.layout.unpack(&decoded)?)
     }
@@ -755,10 +778,10 @@ impl Client {
         })?;
         output.check(
             TensorKind::Output,
-            self.key_id,
+            self.keys.key_id,
             &i.output,
             level,
-            self.params.default_scale(),
+            self.keys.params.default_scale(),
         )?;
         self.decode_matrix(&output.matrix, dec)
     }
@@ -1218,23 +1241,11 @@ impl LmServerSetup {
 }
 
 /// The LM client: owns the secret key and the token embedding; encrypts windows, decrypts logits.
+#[derive(Debug)]
 pub struct LmClient {
-    params: Arc<Parameters>,
+    keys: ClientKeys,
     interface: LmInterface,
     embedding: TokenEmbedding,
-    sk: SecretKey,
-    key_id: KeyId,
-    encoder: CkksEncoder,
-    encryptor: CkksEncryptor,
-}
-
-impl std::fmt::Debug for LmClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LmClient")
-            .field("key_id", &self.key_id)
-            .field("sk", &self.sk)
-            .finish_non_exhaustive()
-    }
 }
 
 impl LmClient {
@@ -1250,6 +1261,35 @@ impl LmClient {
         embedding: TokenEmbedding,
         rng: &mut impl CryptoRng,
     ) -> Result<Self> {
+        Self::check(params, &interface, &embedding)?;
+        Ok(Self {
+            keys: ClientKeys::generate(params, rng)?,
+            interface,
+            embedding,
+        })
+    }
+
+    /// A client from its saved keys ([`LmClient::secret_key_bytes`],
+    /// [`LmClient::public_key_bytes`]).
+    ///
+    /// # Errors
+    /// As [`LmClient::new`]; deserialisation errors.
+    pub fn open(
+        params: &Arc<Parameters>,
+        interface: LmInterface,
+        embedding: TokenEmbedding,
+        secret_key: &[u8],
+        public_key: &[u8],
+    ) -> Result<Self> {
+        Self::check(params, &interface, &embedding)?;
+        Ok(Self {
+            keys: ClientKeys::open(params, secret_key, public_key)?,
+            interface,
+            embedding,
+        })
+    }
+
+    fn check(params: &Parameters, interface: &LmInterface, embedding: &TokenEmbedding) -> Result<()> {
         interface.check_params(params)?;
         if embedding.vocab != interface.vocab
             || embedding.tokens != interface.tokens
@@ -1265,23 +1305,27 @@ impl LmClient {
                 interface.tokens
             )));
         }
-        let kg = KeyGenerator::new(params);
-        let sk = kg.gen_secret_key(rng)?;
-        let pk = kg.gen_public_key(&sk, rng)?;
-        Ok(Self {
-            key_id: KeyId::of(&pk, params),
-            encoder: CkksEncoder::new(params)?,
-            encryptor: CkksEncryptor(Encryptor::Public(pk)),
-            params: params.clone(),
-            interface,
-            embedding,
-            sk,
-        })
+        Ok(())
+    }
+
+    /// The interface it works with.
+    pub fn interface(&self) -> &LmInterface {
+        &self.interface
+    }
+
+    /// The secret key, serialised for its owner's own storage (zeroized when dropped). Never send it.
+    pub fn secret_key_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        self.keys.secret_key_bytes()
+    }
+
+    /// The public key, serialised.
+    pub fn public_key_bytes(&self) -> Vec<u8> {
+        self.keys.public_key_bytes()
     }
 
     /// The key id tagged on everything this client sends.
     pub fn key_id(&self) -> KeyId {
-        self.key_id
+        self.keys.key_id
     }
 
     /// The relinearization key and every Galois key of the interface, each generated only up to
@@ -1291,17 +1335,17 @@ impl LmClient {
     /// Key generation and I/O errors.
     pub fn write_evaluation_keys(&self, dir: &Path, rng: &mut impl CryptoRng) -> Result<KeyStats> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let kg = KeyGenerator::new(&self.params);
+        let kg = KeyGenerator::new(&self.keys.params);
         let mut bytes = 0u64;
         let mut write = |name: &str, keys: EvaluationKeys| -> Result<()> {
-            let b = keys.to_bytes(&self.params);
+            let b = keys.to_bytes(&self.keys.params);
             bytes += b.len() as u64;
             write_file(&dir.join(name), &b)
         };
         write(
             "relin.bin",
             EvaluationKeys {
-                relin: Some(kg.gen_relin_key(&self.sk, rng)?),
+                relin: Some(kg.gen_relin_key(&self.keys.sk, rng)?),
                 ..Default::default()
             },
         )?;
@@ -1309,7 +1353,7 @@ impl LmClient {
         for &(g, level) in &self.interface.galois {
             let mut keys = EvaluationKeys::default();
             keys.galois
-                .insert(g, kg.gen_galois_key_at_level(&self.sk, g, level, rng)?);
+                .insert(g, kg.gen_galois_key_at_level(&self.keys.sk, g, level, rng)?);
             let name = format!("galois_{g}.bin");
             write(&name, keys)?;
             galois_elements.push((g, name));
@@ -1319,8 +1363,8 @@ impl LmClient {
             &dir.join(KEY_MANIFEST),
             &KeyManifest {
                 version: FORMAT_VERSION,
-                params_digest: hex(&self.params.digest()),
-                key_id: self.key_id,
+                params_digest: hex(&self.keys.params.digest()),
+                key_id: self.keys.key_id,
                 relin: "relin.bin".into(),
                 galois: Vec::new(),
                 galois_elements,
@@ -1337,9 +1381,9 @@ impl LmClient {
         let i = &self.interface;
         let m = self.embedding.matrix(windows, i.batch)?;
         let matrix = EncryptedMatrix::encrypt(
-            &self.params,
-            &self.encoder,
-            &self.encryptor,
+            &self.keys.params,
+            &self.keys.encoder,
+            &self.keys.encryptor,
             i.input.row_major()?,
             &m,
             i.start_level,
@@ -1347,7 +1391,7 @@ impl LmClient {
         )?;
         Ok(EncryptedTensor {
             kind: TensorKind::Input,
-            key_id: self.key_id,
+            key_id: self.keys.key_id,
             matrix,
         })
     }
@@ -1359,6 +1403,30 @@ impl LmClient {
     /// [`DeployError::Mismatch`] for outputs of another client, count, layout or level; decryption
     /// errors.
     pub fn decrypt(&self, outputs: &[EncryptedTensor]) -> Result<Vec<Vec<Vec<f64>>>> {
+        self.decrypt_with(outputs, |ct| Ok(decrypt_ckks(&self.keys.sk, ct)?))
+    }
+
+    /// As [`LmClient::decrypt`] with noise flooding of `2^flood_bits` per coefficient
+    /// ([`decrypt_ckks_flooded`]): for logits that will be shared.
+    ///
+    /// # Errors
+    /// As [`LmClient::decrypt`]; a flooding bound too close to `q_0`.
+    pub fn decrypt_flooded(
+        &self,
+        outputs: &[EncryptedTensor],
+        flood_bits: u32,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<Vec<Vec<f64>>>> {
+        self.decrypt_with(outputs, |ct| {
+            Ok(decrypt_ckks_flooded(&self.keys.sk, ct, flood_bits, rng)?)
+        })
+    }
+
+    fn decrypt_with(
+        &self,
+        outputs: &[EncryptedTensor],
+        mut dec: impl FnMut(&Ciphertext) -> Result<ckks::scheme::evaluator::Plaintext>,
+    ) -> Result<Vec<Vec<Vec<f64>>>> {
         let i = &self.interface;
         if outputs.len() != i.outputs.len() {
             return Err(DeployError::Mismatch(format!(
@@ -1371,16 +1439,16 @@ impl LmClient {
         for (t, layout) in outputs.iter().zip(&i.outputs) {
             t.check(
                 TensorKind::Output,
-                self.key_id,
+                self.keys.key_id,
                 layout,
                 i.output_level,
-                self.params.default_scale(),
+                self.keys.params.default_scale(),
             )?;
             let decoded = t
                 .matrix
                 .tiles
                 .iter()
-                .map(|ct| Ok(self.encoder.decode(&decrypt_ckks(&self.sk, ct)?)?))
+                .map(|ct| Ok(self.keys.encoder.decode(&dec(ct)?)?))
                 .collect::<Result<Vec<_>>>()?;
             for (r, row) in t.matrix.layout.unpack(&decoded)?.into_iter().enumerate() {
                 out[r % i.batch][r / i.batch].extend(row);
@@ -1433,6 +1501,22 @@ impl LmServer {
     /// The interface it serves.
     pub fn interface(&self) -> &LmInterface {
         &self.setup.interface
+    }
+
+    /// Operations its evaluator performed so far (one forward performs exactly
+    /// [`EncryptedLm::predicted_op_counts`] of [`LmServerSetup::model`], in total).
+    pub fn op_counts(&self) -> ckks::scheme::evaluator::OpCounts {
+        self.eval.op_counts()
+    }
+
+    /// Sets the operation counts back to zero.
+    pub fn reset_op_counts(&self) {
+        self.eval.reset_op_counts();
+    }
+
+    /// The prepared model.
+    pub fn model(&self) -> &EncryptedLm {
+        &self.setup.lm
     }
 
     /// Runs the model on an encrypted input of this server's client: one output tensor per

@@ -184,30 +184,47 @@ pub struct Row {
 
 /// Toy bootstrapping parameters (as the encrypted-LM tests): N = 2^10, 9 working levels of 45 bits,
 /// 12 bootstrapping levels of 60 bits, sparse secret of weight 32. **Insecure.**
-fn toy_boot() -> Result<(Arc<Parameters>, BootstrapConfig)> {
+pub(crate) fn toy_boot() -> Result<(Arc<Parameters>, BootstrapConfig)> {
     Ok((Parameters::toy_boot(9)?, BootstrapConfig::toy()))
 }
 
 /// The model, the held-out and calibration windows, and what it is.
-struct Task {
-    model: ReferenceModel,
-    test: Vec<u32>,
-    train: Vec<u32>,
-    seq_len: usize,
-    what: String,
+pub(crate) struct Task {
+    pub(crate) model: ReferenceModel,
+    pub(crate) test: Vec<u32>,
+    pub(crate) train: Vec<u32>,
+    pub(crate) seq_len: usize,
+    pub(crate) what: String,
 }
 
-fn load_task(config: &Config) -> Result<Task> {
+/// Trains the tiny LM on synthetic tokens into `dir` (seconds); returns its polynomial checkpoint.
+pub(crate) fn tiny_lm_checkpoint(dir: &std::path::Path, seed: u64) -> Result<PathBuf> {
+    let mut pc = PipelineConfig::lm_tiny();
+    pc.original = false;
+    pc.train.seed = seed;
+    let (data, prep) = load_data(&mut pc).map_err(|e| anyhow::anyhow!(e))?;
+    run_pipeline::<CpuTrain>(&pc, &data, &prep, dir, &Default::default())?;
+    Ok(dir.join("polynomial"))
+}
+
+/// The token windows of a pipeline run's data set (`pipeline.json` of the run): `(train, test,
+/// window length)`.
+pub(crate) fn token_data(pipeline_json: &std::path::Path) -> Result<(Vec<u32>, Vec<u32>, usize)> {
+    let mut pc: PipelineConfig = serde_json::from_slice(&std::fs::read(pipeline_json)?)
+        .with_context(|| format!("reading {}", pipeline_json.display()))?;
+    let (data, _) = load_data(&mut pc).map_err(|e| anyhow::anyhow!(e))?;
+    let TaskData::Tokens { train, test, seq_len } = data else {
+        bail!("{} is not a language-model pipeline", pipeline_json.display());
+    };
+    Ok((train, test, seq_len))
+}
+
+pub(crate) fn load_task(config: &Config) -> Result<Task> {
     let (dir, cleanup) = match &config.checkpoint {
         Some(dir) => (dir.clone(), None),
         None => {
             let root = super::runs_root(Preset::Tiny).join(format!("he_agreement_lm-seed{}", config.seed));
-            let mut pc = PipelineConfig::lm_tiny();
-            pc.original = false;
-            pc.train.seed = config.seed;
-            let (data, prep) = load_data(&mut pc).map_err(|e| anyhow::anyhow!(e))?;
-            run_pipeline::<CpuTrain>(&pc, &data, &prep, &root, &Default::default())?;
-            (root.join("polynomial"), Some(root))
+            (tiny_lm_checkpoint(&root, config.seed)?, Some(root))
         }
     };
     if !dir.join("checkpoint.json").is_file() {
@@ -218,11 +235,8 @@ fn load_task(config: &Config) -> Result<Task> {
         );
     }
     let run = dir.parent().context("checkpoint without a run directory")?;
-    let mut pc: PipelineConfig = serde_json::from_slice(&std::fs::read(run.join("pipeline.json"))?)?;
-    let (data, _) = load_data(&mut pc).map_err(|e| anyhow::anyhow!(e))?;
-    let TaskData::Tokens { train, test, seq_len } = data else {
-        bail!("{} is not a language model", dir.display());
-    };
+    let pc: PipelineConfig = serde_json::from_slice(&std::fs::read(run.join("pipeline.json"))?)?;
+    let (train, test, seq_len) = token_data(&run.join("pipeline.json"))?;
     let meta = Checkpoint::meta(&dir)?;
     let weights = transformer::model::checkpoint::read_f64_safetensors(&dir.join("weights_f64.safetensors"))?;
     let mut polys = meta.polys.context("checkpoint without polynomials")?;
@@ -250,7 +264,7 @@ fn load_task(config: &Config) -> Result<Task> {
     })
 }
 
-fn windows(ids: &[u32], seq_len: usize, n: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
+pub(crate) fn windows(ids: &[u32], seq_len: usize, n: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
     ids.chunks_exact(seq_len + 1)
         .take(n)
         .map(|w| (w[..seq_len].to_vec(), w[1..].to_vec()))

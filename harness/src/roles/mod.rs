@@ -34,6 +34,8 @@ use crate::experiments::he_agreement::{
     write_private,
 };
 
+pub mod lm;
+
 /// The paths of a session directory.
 struct Session {
     dir: PathBuf,
@@ -56,6 +58,10 @@ impl Session {
     }
     fn server(&self, name: &str) -> PathBuf {
         self.dir.join("server").join(name)
+    }
+    /// Whether the session serves a language model (its setup published an LM interface).
+    fn is_lm(&self) -> bool {
+        self.to_client(lm::INTERFACE).is_file()
     }
 }
 
@@ -147,6 +153,8 @@ pub fn setup(args: &SetupArgs) -> Result<()> {
         setup.interface().batch,
     );
     write_file(&s.to_client("params.bin"), &parameters_to_bytes(&params))?;
+    // A session that served an LM before serves this ViT from now on.
+    let _ = std::fs::remove_file(s.to_client(lm::INTERFACE));
     setup.interface().write(&s.to_client("interface.json"))?;
     let state = ServerState {
         checkpoint: std::path::absolute(&checkpoint)?,
@@ -189,6 +197,9 @@ fn open_client(s: &Session) -> Result<Client> {
 /// Insecure parameters without `allow_insecure`; I/O and key generation errors.
 pub fn keygen(dir: &Path, allow_insecure: bool) -> Result<()> {
     let s = Session::new(dir);
+    if s.is_lm() {
+        return lm::keygen(dir, allow_insecure);
+    }
     let (params, interface) = published(&s)?;
     if params.literal().security == SecurityLevel::InsecureForTests {
         ensure!(
@@ -221,6 +232,9 @@ pub fn keygen(dir: &Path, allow_insecure: bool) -> Result<()> {
 /// No keys, more images than a batch, I/O errors.
 pub fn encrypt(dir: &Path, first: usize, count: Option<usize>) -> Result<()> {
     let s = Session::new(dir);
+    if s.is_lm() {
+        return lm::encrypt(dir, first, count);
+    }
     let client = open_client(&s)?;
     let i = client.interface().clone();
     let Some(prep) = &i.data else {
@@ -261,8 +275,11 @@ pub fn encrypt(dir: &Path, first: usize, count: Option<usize>) -> Result<()> {
 ///
 /// # Errors
 /// Missing or mismatched artefacts, evaluation errors.
-pub fn serve(dir: &Path) -> Result<()> {
+pub fn serve(dir: &Path, lm_cost_reps: usize) -> Result<()> {
     let s = Session::new(dir);
+    if s.is_lm() {
+        return lm::serve(dir, lm_cost_reps);
+    }
     let state: ServerState =
         serde_json::from_slice(&read_file(&s.server("setup.json"))?).context("server/setup.json")?;
     // The server's own published parameters (nothing from the client's directory).
@@ -308,7 +325,19 @@ pub fn serve(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Client: decrypts the output and prints the classes (with noise flooding if `flood_bits`).
+/// Client: decrypts the output and prints the classes, or the next tokens of an LM session.
+///
+/// # Errors
+/// Missing or mismatched artefacts.
+pub fn decrypt_step(dir: &Path, flood_bits: Option<u32>) -> Result<()> {
+    if Session::new(dir).is_lm() {
+        lm::decrypt(dir, flood_bits).map(|_| ())
+    } else {
+        decrypt(dir, flood_bits).map(|_| ())
+    }
+}
+
+/// Client (ViT): decrypts the output and prints the classes (with noise flooding if `flood_bits`).
 ///
 /// # Errors
 /// Missing or mismatched artefacts.
@@ -433,7 +462,7 @@ mod tests {
         // The server works without the client's directory.
         let hidden = dir.join("client-hidden");
         std::fs::rename(dir.join("client"), &hidden).unwrap();
-        serve(&dir).unwrap();
+        serve(&dir, 1).unwrap();
         std::fs::rename(&hidden, dir.join("client")).unwrap();
         let classes = decrypt(&dir, None).unwrap();
         let flooded = decrypt(&dir, Some(8)).unwrap();
