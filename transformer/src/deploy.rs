@@ -1188,7 +1188,8 @@ pub struct LmServerSetup {
 }
 
 impl LmServerSetup {
-    /// Prepares `model` for inputs at the bootstrapping output level, bootstrapping with `boot`.
+    /// Prepares `model` for inputs at the bootstrapping output level, bootstrapping with `boot` on
+    /// the slots the batch fills ([`EncryptedLm::slots_needed`]; `boot.slots` is set to it).
     ///
     /// # Errors
     /// [`DeployError::Model`] for a model that is unsupported or does not fit (see
@@ -1201,6 +1202,10 @@ impl LmServerSetup {
         calibration: &[Vec<u32>],
     ) -> Result<Self> {
         let encoder = CkksEncoder::new(params)?;
+        let boot = BootstrapConfig {
+            slots: Some(EncryptedLm::slots_needed(model, options.batch)),
+            ..boot
+        };
         let boot = Arc::new(Bootstrapper::new(params, &encoder, boot)?);
         let start = boot.output_level();
         let lm = EncryptedLm::new(model, params, &encoder, Some(boot), start, options, calibration)?;

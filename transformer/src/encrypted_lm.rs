@@ -613,6 +613,16 @@ impl EncryptedLm {
         model.config.dim.max(model.config.mlp_hidden).next_power_of_two()
     }
 
+    /// The slots a batch of `batch` windows is packed in: the power of two above `tokens * batch *
+    /// stride`. A batch that fills fewer than all slots is bootstrapped on that many (sparse
+    /// packing: fewer DFT rotations, a short trace), so the bootstrapper must be made with
+    /// [`ckks::circuits::bootstrap::BootstrapConfig::slots`] set to this.
+    pub fn slots_needed(model: &ReferenceModel, batch: usize) -> usize {
+        (model.config.tokens() * batch.max(1) * Self::stride_of(model))
+            .next_power_of_two()
+            .max(2)
+    }
+
     /// The most windows one ciphertext of `params` holds.
     ///
     /// # Errors
@@ -665,11 +675,14 @@ impl EncryptedLm {
                 max: params.max_level(),
             }));
         }
+        let slots = Self::slots_needed(model, batch);
         if let Some(b) = &bootstrapper {
-            if b.config().slots.is_some_and(|s| s != params.max_slots()) {
-                return Err(EncryptedError::Unsupported(
-                    "sparse-slot bootstrapping of the LM is not implemented".into(),
-                ));
+            if b.slots() != slots {
+                return Err(EncryptedError::Shape(format!(
+                    "a bootstrapper for {} slots; a batch of {batch} windows is packed in {slots} \
+                     (see EncryptedLm::slots_needed)",
+                    b.slots()
+                )));
             }
         }
         let cfg = &model.config;
@@ -682,7 +695,6 @@ impl EncryptedLm {
         let (d, hidden, tokens) = (cfg.dim, cfg.mlp_hidden, cfg.tokens());
         let rows = tokens * batch;
         let stride = Self::stride_of(model);
-        let slots = params.max_slots();
         let layout = RowMajor::new(rows, d, Some(stride), slots)?;
         let (sqrt_dh, factor, placement) = match cfg.attention {
             AttentionKind::Pointwise {

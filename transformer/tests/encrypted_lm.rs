@@ -120,6 +120,11 @@ fn prepare(batch: usize, weights: WeightEncoding) -> Run {
     let f = fixture();
     let (params, config) = toy_boot();
     let encoder = CkksEncoder::new(&params).unwrap();
+    // Batches below the maximum bootstrap on the slots they fill (sparse packing).
+    let config = BootstrapConfig {
+        slots: Some(EncryptedLm::slots_needed(&f.model, batch)),
+        ..config
+    };
     let boot = Arc::new(Bootstrapper::new(&params, &encoder, config).unwrap());
     let start = boot.output_level();
     let lm = EncryptedLm::new(
@@ -284,6 +289,10 @@ fn galois_keys_are_the_rotations_used_at_their_levels() {
     let f = fixture();
     let (params, config) = toy_boot();
     let encoder = CkksEncoder::new(&params).unwrap();
+    let config = BootstrapConfig {
+        slots: Some(EncryptedLm::slots_needed(&f.model, 1)),
+        ..config
+    };
     let boot = Arc::new(Bootstrapper::new(&params, &encoder, config).unwrap());
     let start = boot.output_level();
     let lm = EncryptedLm::new(
@@ -333,7 +342,14 @@ fn models_and_inputs_it_cannot_handle_are_typed_errors() {
     let f = fixture();
     let (params, config) = toy_boot();
     let encoder = CkksEncoder::new(&params).unwrap();
+    // One window fills half the toy slots: a full-slot bootstrapper does not match it.
+    let full = Arc::new(Bootstrapper::new(&params, &encoder, config.clone()).unwrap());
+    let config = BootstrapConfig {
+        slots: Some(EncryptedLm::slots_needed(&f.model, 1)),
+        ..config
+    };
     let boot = Arc::new(Bootstrapper::new(&params, &encoder, config).unwrap());
+    assert!(boot.slots() < params.max_slots(), "one window packs sparsely");
     let start = boot.output_level();
     let new =
         |model: &ReferenceModel, boot: Option<Arc<Bootstrapper>>, options: LmOptions, cal: &[Vec<u32>]| {
@@ -343,6 +359,10 @@ fn models_and_inputs_it_cannot_handle_are_typed_errors() {
     assert!(matches!(
         new(&f.model, None, LmOptions::default(), &f.calibration),
         Err(EncryptedError::Levels { .. })
+    ));
+    assert!(matches!(
+        new(&f.model, Some(full), LmOptions::default(), &f.calibration),
+        Err(EncryptedError::Shape(_))
     ));
     // Bootstrapping needs calibration windows to scale its inputs.
     assert!(matches!(

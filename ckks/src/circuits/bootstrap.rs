@@ -225,6 +225,11 @@ impl Bootstrapper {
         })
     }
 
+    /// The slot count of the ciphertexts it bootstraps.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
     /// The level of bootstrapped ciphertexts.
     pub fn output_level(&self) -> usize {
         self.output_level

@@ -294,11 +294,16 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
     );
     let t = Instant::now();
     let encoder = CkksEncoder::new(&params)?;
-    let boot = Arc::new(Bootstrapper::new(&params, &encoder, boot_config)?);
     let batch = match config.batch {
         Some(b) => b,
         None => EncryptedLm::max_batch(model, &params)?,
     };
+    // A batch that fills few slots is bootstrapped on those only (sparse packing).
+    let boot_config = BootstrapConfig {
+        slots: Some(EncryptedLm::slots_needed(model, batch)),
+        ..boot_config
+    };
+    let boot = Arc::new(Bootstrapper::new(&params, &encoder, boot_config)?);
     let calibration: Vec<Vec<u32>> = windows(&task.train, task.seq_len, config.calibration_windows)
         .into_iter()
         .map(|w| w.0)
