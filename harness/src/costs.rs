@@ -6,6 +6,7 @@ use ckks::params::Parameters;
 use ckks::scheme::evaluator::{LeveledOpCounts, OpCounts};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use transformer::encrypted::{ForwardProfile, WorkKind};
 
 /// Seconds per operation at one level, measured on throwaway keys (see [`calibrate`]).
 #[derive(Debug, Clone, Copy)]
@@ -113,38 +114,47 @@ pub fn calibrate(params: &std::sync::Arc<Parameters>, level: usize, reps: usize)
     })
 }
 
-/// [`OpCosts`] measured at two levels and interpolated linearly in the level between them (and
-/// beyond): key switching, products and rescales each cost about in proportion to the limbs.
-#[derive(Debug, Clone, Copy)]
+/// [`OpCosts`] measured at a few levels and interpolated linearly in the level between neighbouring
+/// ones (extrapolated from the nearest pair beyond them): key switching, products and rescales each
+/// cost roughly in proportion to the limbs, but not exactly (fixed costs weigh more at low levels).
+#[derive(Debug, Clone)]
 pub struct CostModel {
-    /// Costs at the lower level.
-    pub low: OpCosts,
-    /// Costs at the higher level.
-    pub high: OpCosts,
+    /// Costs at each measured level, lowest level first.
+    pub knots: Vec<OpCosts>,
 }
 
 impl CostModel {
-    /// Measures [`OpCosts`] at `low` and `high` (see [`calibrate`]).
+    /// Measures [`OpCosts`] at each of `levels` (see [`calibrate`]).
     ///
     /// # Errors
-    /// As [`calibrate`]; `low >= high`.
-    pub fn calibrate(
-        params: &std::sync::Arc<Parameters>,
-        low: usize,
-        high: usize,
-        reps: usize,
-    ) -> Result<Self> {
-        anyhow::ensure!(low < high, "cost model: levels {low} and {high}");
+    /// As [`calibrate`]; fewer than two distinct levels.
+    pub fn calibrate(params: &std::sync::Arc<Parameters>, levels: &[usize], reps: usize) -> Result<Self> {
+        let mut levels = levels.to_vec();
+        levels.sort_unstable();
+        levels.dedup();
+        anyhow::ensure!(
+            levels.len() >= 2,
+            "cost model: at least two levels, got {levels:?}"
+        );
         Ok(Self {
-            low: calibrate(params, low, reps)?,
-            high: calibrate(params, high, reps)?,
+            knots: levels
+                .into_iter()
+                .map(|l| calibrate(params, l, reps))
+                .collect::<Result<_>>()?,
         })
     }
 
     /// The costs at `level`, interpolated (never negative).
     pub fn at(&self, level: usize) -> OpCosts {
-        let (a, b) = (&self.low, &self.high);
-        let t = (level as f64 - a.level as f64) / (b.level as f64 - a.level as f64);
+        let k = &self.knots;
+        // The segment holding `level`, or the first / last one beyond the ends.
+        let i = k
+            .windows(2)
+            .position(|w| level <= w[1].level)
+            .unwrap_or(k.len().saturating_sub(2));
+        let (a, b) = (&k[i], &k[(i + 1).min(k.len() - 1)]);
+        let span = (b.level as f64 - a.level as f64).max(1.0);
+        let t = (level as f64 - a.level as f64) / span;
         let f = |x: f64, y: f64| (x + t * (y - x)).max(0.0);
         OpCosts {
             level,
@@ -160,6 +170,58 @@ impl CostModel {
     pub fn predict(&self, counts: &LeveledOpCounts) -> f64 {
         counts.iter().map(|(l, c)| self.at(l).predict(&c)).sum()
     }
+
+    /// One line per measured level (milliseconds).
+    pub fn describe(&self) -> String {
+        self.knots
+            .iter()
+            .map(|c| {
+                format!(
+                    "level {}: rotation {:.1} ms, hoisted extra {:.1} ms, mul+relin {:.1} ms, mul plain {:.2} ms, rescale {:.2} ms",
+                    c.level,
+                    1e3 * c.rotation,
+                    1e3 * c.hoisted_extra,
+                    1e3 * c.mul_relin,
+                    1e3 * c.mul_plain,
+                    1e3 * c.rescale
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The levels a model's cost model is measured at: low, middle and top of the working levels
+/// (`1..=working`), the middle of the bootstrapping levels and the top of the chain.
+pub fn knots_for(working: usize, top: usize) -> Vec<usize> {
+    vec![1, working.div_ceil(2), working, (working + top) / 2, top]
+}
+
+/// Predicted seconds next to measured ones, by kind of work: one line per kind, then the total
+/// (weight encoding and residual additions are measured only).
+pub fn breakdown(
+    costs: &CostModel,
+    by_kind: &std::collections::BTreeMap<WorkKind, LeveledOpCounts>,
+    measured: &ForwardProfile,
+) -> String {
+    let mut out = String::from("kind           predicted  measured\n");
+    let mut predicted_total = 0.0;
+    for kind in WorkKind::ALL {
+        let p = by_kind.get(&kind).map_or(0.0, |c| costs.predict(c));
+        predicted_total += p;
+        out.push_str(&format!(
+            "{:<14} {p:>8.1} s {:>8.1} s\n",
+            kind.name(),
+            measured.seconds(kind)
+        ));
+    }
+    out.push_str(&format!(
+        "{:<14} {predicted_total:>8.1} s {:>8.1} s (without weight encoding, {:.1} s)\n",
+        "total",
+        measured.total() - measured.encode,
+        measured.encode
+    ));
+    out
 }
 
 #[cfg(test)]
@@ -181,13 +243,15 @@ mod tests {
         };
         // A lone rotation is predicted at its own measured cost.
         assert!((c.predict(&one) - c.rotation).abs() < 1e-12);
-        let m = CostModel::calibrate(&params, 1, 3, 1).unwrap();
+        let m = CostModel::calibrate(&params, &[3, 1], 1).unwrap();
+        let (low, high) = (m.knots[0], m.knots[1]);
+        assert_eq!((low.level, high.level), (1, 3));
         let mid = m.at(2);
-        assert!((mid.rotation - (m.low.rotation + m.high.rotation) / 2.0).abs() < 1e-12);
+        assert!((mid.rotation - (low.rotation + high.rotation) / 2.0).abs() < 1e-12);
         let mut counts = LeveledOpCounts::default();
         counts.add(1, one);
         counts.add(3, one * 2);
-        let want = m.low.rotation + 2.0 * m.high.rotation;
+        let want = low.rotation + 2.0 * high.rotation;
         assert!((m.predict(&counts) - want).abs() < 1e-12);
     }
 }

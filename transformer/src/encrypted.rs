@@ -150,7 +150,56 @@ pub struct ForwardProfile {
     pub bootstrap: f64,
 }
 
+/// The kinds of work of a forward that perform counted operations (the fields of
+/// [`ForwardProfile`] but weight encoding and the residual additions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WorkKind {
+    /// [`ForwardProfile::bootstrap`].
+    Bootstrap,
+    /// [`ForwardProfile::normalization`].
+    Normalization,
+    /// [`ForwardProfile::activations`].
+    Activations,
+    /// [`ForwardProfile::cipher_matmul`].
+    CipherMatmul,
+    /// [`ForwardProfile::plain_matmul`].
+    PlainMatmul,
+}
+
+impl WorkKind {
+    /// Every kind, in the order of a breakdown.
+    pub const ALL: [WorkKind; 5] = [
+        WorkKind::Bootstrap,
+        WorkKind::Normalization,
+        WorkKind::Activations,
+        WorkKind::CipherMatmul,
+        WorkKind::PlainMatmul,
+    ];
+
+    /// The name of its [`ForwardProfile`] field.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkKind::Bootstrap => "bootstrap",
+            WorkKind::Normalization => "normalization",
+            WorkKind::Activations => "activations",
+            WorkKind::CipherMatmul => "cipher_matmul",
+            WorkKind::PlainMatmul => "plain_matmul",
+        }
+    }
+}
+
 impl ForwardProfile {
+    /// The seconds spent on `kind`.
+    pub fn seconds(&self, kind: WorkKind) -> f64 {
+        match kind {
+            WorkKind::Bootstrap => self.bootstrap,
+            WorkKind::Normalization => self.normalization,
+            WorkKind::Activations => self.activations,
+            WorkKind::CipherMatmul => self.cipher_matmul,
+            WorkKind::PlainMatmul => self.plain_matmul,
+        }
+    }
+
     /// All of it.
     pub fn total(&self) -> f64 {
         self.encode

@@ -69,7 +69,7 @@ use rand::CryptoRng;
 
 use crate::encrypted::{
     bias_rows, prime, residual, timed, weight_rows, Affine, EncryptedError, ForwardProfile, Result,
-    WeightEncoding,
+    WeightEncoding, WorkKind,
 };
 use crate::model::nn::LN_EPS;
 use crate::model::{AttentionKind, ScalePlacement, SitePoly, TaskConfig};
@@ -233,6 +233,8 @@ pub struct EncryptedLm {
     bootstraps: usize,
     /// The operations of one forward, by level.
     predicted: LeveledOpCounts,
+    /// The same by kind of work.
+    predicted_by_kind: BTreeMap<WorkKind, LeveledOpCounts>,
     output_level: usize,
     /// The planner's steps, for display.
     plan: Vec<String>,
@@ -261,8 +263,8 @@ struct Planner<'a> {
     margin: f64,
     /// One line per segment and per bootstrap, in forward order.
     steps: Vec<String>,
-    /// The operations of the forward so far, by level.
-    counts: LeveledOpCounts,
+    /// The operations of the forward so far, by kind of work and level.
+    counts: BTreeMap<WorkKind, LeveledOpCounts>,
     /// The operations of one bootstrap.
     boot_counts: LeveledOpCounts,
 }
@@ -296,12 +298,25 @@ impl Planner<'_> {
             self.level
         ));
         if scale_down {
-            self.counts.add(self.level, RESCALE);
+            self.count(WorkKind::Bootstrap, self.level, RESCALE);
         }
-        self.counts.add_all(&self.boot_counts, 1);
+        self.counts
+            .entry(WorkKind::Bootstrap)
+            .or_default()
+            .add_all(&self.boot_counts, 1);
         self.level = out;
         self.bootstraps += 1;
         Ok(Some(k))
+    }
+
+    /// Counts `c` of `kind` at `level`.
+    fn count(&mut self, kind: WorkKind, level: usize, c: OpCounts) {
+        self.counts.entry(kind).or_default().add(level, c);
+    }
+
+    /// Counts `c` of `kind`, by level.
+    fn count_all(&mut self, kind: WorkKind, c: &LeveledOpCounts) {
+        self.counts.entry(kind).or_default().add_all(c, 1);
     }
 
     /// `levels` spent by the segment `what`.
@@ -724,7 +739,7 @@ impl EncryptedLm {
             bounds: &bounds,
             margin: bootstrap_margin,
             steps: Vec::new(),
-            counts: LeveledOpCounts::default(),
+            counts: BTreeMap::new(),
             boot_counts: match &bootstrapper {
                 Some(b) => b.op_counts()?,
                 None => LeveledOpCounts::default(),
@@ -775,11 +790,11 @@ impl EncryptedLm {
                 let (w, b) = fold_norm(&blk.qkv, ln1, part * d..(part + 1) * d, k_h1)?;
                 affine(&w, &b, h_level, layout)
             };
-            plan.counts.add_all(&norm1.op_counts()?, 1);
+            plan.count_all(WorkKind::Normalization, &norm1.op_counts()?);
             let (q, k, v) = (qkv(0)?, qkv(1)?, qkv(2)?);
             for a in [&q, &k, &v] {
                 add_rotations(&mut rotations, &a.rotations_needed(), h_level, slots);
-                plan.counts.add(h_level, a.counts);
+                plan.count(WorkKind::PlainMatmul, h_level, a.counts);
             }
             let att_level = h_level - 1;
             let (sigma, alpha_s, beta_s, sigma_unit) = unit_plan(site_series(model, &s_site)?, 1.0, &s_site)?;
@@ -800,8 +815,9 @@ impl EncryptedLm {
             // Scores; V rotated and masked; per offset sigma, the spread in heads, the product with
             // V; the sum's rescale.
             let offsets = attention.offsets().len();
-            plan.counts.add_all(&attention.scores_op_counts(), 1);
-            plan.counts.add(
+            plan.count_all(WorkKind::CipherMatmul, &attention.scores_op_counts());
+            plan.count(
+                WorkKind::CipherMatmul,
                 att_level,
                 attention.rotated_values_op_counts()
                     + OpCounts {
@@ -810,8 +826,13 @@ impl EncryptedLm {
                         ..OpCounts::default()
                     },
             );
-            plan.counts.add(att_level - 2, plan_op_counts(&sigma)? * offsets);
-            plan.counts.add(
+            plan.count(
+                WorkKind::Activations,
+                att_level - 2,
+                plan_op_counts(&sigma)? * offsets,
+            );
+            plan.count(
+                WorkKind::CipherMatmul,
                 sigma_level,
                 (attention.replicate_op_counts()
                     + OpCounts {
@@ -853,7 +874,7 @@ impl EncryptedLm {
                 layout,
             )?;
             add_rotations(&mut rotations, &proj.rotations_needed(), plan.level, slots);
-            plan.counts.add(plan.level, proj.counts);
+            plan.count(WorkKind::PlainMatmul, plan.level, proj.counts);
             plan.spend(1, &format!("blocks.{i}.attn.proj"))?;
 
             // LayerNorm 2 and the MLP: fc1, act, fc2.
@@ -877,11 +898,12 @@ impl EncryptedLm {
             )?;
             let (w1, b1) = fold_norm(&blk.fc1, ln2, 0..hidden, k_h2 * alpha_a)?;
             let b1: Vec<f64> = b1.iter().map(|b| b * alpha_a + beta_a).collect();
-            plan.counts.add_all(&norm2.op_counts()?, 1);
+            plan.count_all(WorkKind::Normalization, &norm2.op_counts()?);
             let fc1 = affine(&w1, &b1, plan.level, layout)?;
             add_rotations(&mut rotations, &fc1.rotations_needed(), plan.level, slots);
-            plan.counts.add(plan.level, fc1.counts);
-            plan.counts.add(
+            plan.count(WorkKind::PlainMatmul, plan.level, fc1.counts);
+            plan.count(
+                WorkKind::Activations,
                 plan.level - 1,
                 plan_op_counts(&act)? * fc1.output_layout().tiles(),
             );
@@ -893,7 +915,7 @@ impl EncryptedLm {
                 fc1.output_layout(),
             )?;
             add_rotations(&mut rotations, &fc2.rotations_needed(), plan.level, slots);
-            plan.counts.add(plan.level, fc2.counts);
+            plan.count(WorkKind::PlainMatmul, plan.level, fc2.counts);
             plan.spend(1, &format!("blocks.{i}.mlp.fc2"))?;
             x_point = format!("blocks.{i}.mlp");
             blocks.push(LmBlock {
@@ -948,9 +970,9 @@ impl EncryptedLm {
                 Ok(a)
             })
             .collect::<Result<Vec<_>>>()?;
-        plan.counts.add_all(&norm.op_counts()?, 1);
+        plan.count_all(WorkKind::Normalization, &norm.op_counts()?);
         for a in &head {
-            plan.counts.add(plan.level, a.counts);
+            plan.count(WorkKind::PlainMatmul, plan.level, a.counts);
         }
         plan.spend(1, "head")?;
 
@@ -975,7 +997,11 @@ impl EncryptedLm {
             boot_hf,
             head,
             bootstraps: plan.bootstraps,
-            predicted: plan.counts,
+            predicted: plan.counts.values().fold(LeveledOpCounts::default(), |mut a, c| {
+                a.add_all(c, 1);
+                a
+            }),
+            predicted_by_kind: plan.counts,
             output_level: plan.level,
             plan: plan.steps,
             rotations,
@@ -1013,6 +1039,12 @@ impl EncryptedLm {
     /// `predicted_op_counts().total()` ([`Evaluator::op_counts`]).
     pub fn predicted_op_counts(&self) -> &LeveledOpCounts {
         &self.predicted
+    }
+
+    /// [`EncryptedLm::predicted_op_counts`] by kind of work (the kinds of [`ForwardProfile`] that
+    /// perform counted operations), for a predicted breakdown next to the measured one.
+    pub fn predicted_op_counts_by_kind(&self) -> &BTreeMap<WorkKind, LeveledOpCounts> {
+        &self.predicted_by_kind
     }
 
     /// The level plan, one line per segment and per bootstrap in forward order (what the planner

@@ -340,16 +340,17 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
     let counts = lm.predicted_op_counts();
     let c = counts.total();
     let t = Instant::now();
-    let costs = CostModel::calibrate(&params, 1, params.max_level(), config.cost_reps)?;
+    let knots = crate::costs::knots_for(lm.start_level(), params.max_level());
+    let costs = CostModel::calibrate(&params, &knots, config.cost_reps)?;
+    eprintln!("he-agreement-lm: operation costs:\n{}", costs.describe());
     let predicted_seconds = costs.predict(counts);
     eprintln!(
-        "he-agreement-lm: predicted forward: {} key switches ({} decompositions), {} ciphertext products, {} plaintext products, {} rescales; {predicted_seconds:.1} s without weight encoding (costs measured at levels 1 and {} in {:.1} s)",
+        "he-agreement-lm: predicted forward: {} key switches ({} decompositions), {} ciphertext products, {} plaintext products, {} rescales; {predicted_seconds:.1} s without weight encoding (costs measured at {knots:?} in {:.1} s)",
         c.key_switches,
         c.decompositions,
         c.ct_mults,
         c.pt_mults,
         c.rescales,
-        params.max_level(),
         t.elapsed().as_secs_f64()
     );
 
@@ -437,6 +438,10 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
             "he-agreement-lm: batch {bi}: {} key switches as predicted; {:.1} s without encoding, {predicted_seconds:.1} s predicted",
             performed.key_switches,
             forward - out.profile.encode
+        );
+        eprint!(
+            "{}",
+            crate::costs::breakdown(&costs, lm.predicted_op_counts_by_kind(), &out.profile)
         );
         eprintln!(
             "he-agreement-lm: batch {bi} ({} windows): forward {forward:.1} s (bootstrap {:.1}, norm {:.1}, act {:.1}, attention {:.1}, pt matmul {:.1}, encode {:.1}), peak {:.1} GiB",

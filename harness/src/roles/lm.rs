@@ -282,7 +282,9 @@ pub fn serve(dir: &Path, cost_reps: usize) -> Result<()> {
     let counts = setup.model().predicted_op_counts().clone();
     let predicted = counts.total();
     let t = Instant::now();
-    let costs = CostModel::calibrate(&params, 1, params.max_level(), cost_reps)?;
+    let knots = crate::costs::knots_for(setup.model().start_level(), params.max_level());
+    let costs = CostModel::calibrate(&params, &knots, cost_reps)?;
+    println!("serve: operation costs measured here:\n{}", costs.describe());
     let predicted_seconds = costs.predict(&counts);
     println!(
         "serve: predicted: {} bootstraps, {} key switches ({} decompositions), {} ciphertext products, \
@@ -310,6 +312,10 @@ pub fn serve(dir: &Path, cost_reps: usize) -> Result<()> {
     ensure!(
         performed == predicted,
         "the forward performed {performed:?}, the planner predicted {predicted:?}"
+    );
+    print!(
+        "{}",
+        crate::costs::breakdown(&costs, server.model().predicted_op_counts_by_kind(), &profile)
     );
     let mut bytes = 0;
     for (k, out) in outputs.iter().enumerate() {
