@@ -235,6 +235,8 @@ pub struct EncryptedLm {
     predicted: LeveledOpCounts,
     /// The same by kind of work.
     predicted_by_kind: BTreeMap<WorkKind, LeveledOpCounts>,
+    /// Each bootstrap's input point and the power of two it is divided by.
+    bootstrap_inputs: Vec<(String, f64)>,
     output_level: usize,
     /// The planner's steps, for display.
     plan: Vec<String>,
@@ -267,6 +269,8 @@ struct Planner<'a> {
     counts: BTreeMap<WorkKind, LeveledOpCounts>,
     /// The operations of one bootstrap.
     boot_counts: LeveledOpCounts,
+    /// Each bootstrap's input: the trace point and the power of two it is divided by.
+    boot_inputs: Vec<(String, f64)>,
 }
 
 impl Planner<'_> {
@@ -300,6 +304,7 @@ impl Planner<'_> {
         if scale_down {
             self.count(WorkKind::Bootstrap, self.level, RESCALE);
         }
+        self.boot_inputs.push((point.to_string(), k));
         self.counts
             .entry(WorkKind::Bootstrap)
             .or_default()
@@ -740,6 +745,7 @@ impl EncryptedLm {
             margin: bootstrap_margin,
             steps: Vec::new(),
             counts: BTreeMap::new(),
+            boot_inputs: Vec::new(),
             boot_counts: match &bootstrapper {
                 Some(b) => b.op_counts()?,
                 None => LeveledOpCounts::default(),
@@ -1002,6 +1008,7 @@ impl EncryptedLm {
                 a
             }),
             predicted_by_kind: plan.counts,
+            bootstrap_inputs: plan.boot_inputs,
             output_level: plan.level,
             plan: plan.steps,
             rotations,
@@ -1039,6 +1046,46 @@ impl EncryptedLm {
     /// `predicted_op_counts().total()` ([`Evaluator::op_counts`]).
     pub fn predicted_op_counts(&self) -> &LeveledOpCounts {
         &self.predicted
+    }
+
+    /// Each bootstrap's input, in forward order: the point of [`ReferenceModel::trace_tokens`] whose
+    /// values are bootstrapped and the power of two `K` they are divided by first.
+    pub fn bootstrap_inputs(&self) -> &[(String, f64)] {
+        &self.bootstrap_inputs
+    }
+
+    /// How close `windows` bring each bootstrap's input to its bound, in plaintext: the largest
+    /// `|value| / K` the reference reaches at each [`EncryptedLm::bootstrap_inputs`] point (the
+    /// bootstrapping circuit is accurate to its stated precision up to about 1; the calibration
+    /// windows stay under `1 / margin`). A server can run it on held-out text before serving; values
+    /// above 1 lose precision, far above it the result is wrong, and nothing on the ciphertexts can
+    /// tell (the check needs the plaintext).
+    ///
+    /// # Errors
+    /// [`EncryptedError::Input`] for a window the reference refuses.
+    pub fn bootstrap_headroom(
+        &self,
+        model: &ReferenceModel,
+        windows: &[Vec<u32>],
+    ) -> Result<Vec<(String, f64)>> {
+        let mut worst = vec![0.0f64; self.bootstrap_inputs.len()];
+        for ids in windows {
+            let trace = model
+                .trace_tokens(ids)
+                .map_err(|e| EncryptedError::Input(format!("window: {e}")))?;
+            for ((point, k), w) in self.bootstrap_inputs.iter().zip(worst.iter_mut()) {
+                if let Some((_, m)) = trace.iter().find(|(name, _)| name == point) {
+                    let mx = m.iter().flatten().fold(0.0f64, |a, v| a.max(v.abs()));
+                    *w = w.max(mx / k);
+                }
+            }
+        }
+        Ok(self
+            .bootstrap_inputs
+            .iter()
+            .map(|(p, _)| p.clone())
+            .zip(worst)
+            .collect())
     }
 
     /// [`EncryptedLm::predicted_op_counts`] by kind of work (the kinds of [`ForwardProfile`] that

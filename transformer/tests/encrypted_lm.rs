@@ -225,6 +225,13 @@ fn encrypted_lm_logits_match_the_reference_through_bootstraps() {
         plan.iter().filter(|s| s.starts_with("bootstrap")).count(),
         run.lm.bootstraps_planned()
     );
+    // The calibration windows stay under 1 / margin at every bootstrap input (margin 2).
+    let f = fixture();
+    let headroom = run.lm.bootstrap_headroom(&f.model, &f.calibration).unwrap();
+    assert_eq!(headroom.len(), run.lm.bootstraps_planned());
+    for (point, r) in &headroom {
+        assert!(*r > 0.0 && *r <= 0.5, "{point}: {r}");
+    }
     assert!(plan.last().unwrap().starts_with("head: level"), "{plan:?}");
     let f = fixture();
     let err = run_and_compare(&mut run, &f.windows[..1]);

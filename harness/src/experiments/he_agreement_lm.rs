@@ -336,6 +336,26 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
         lm.bootstraps_planned(),
         galois.len()
     );
+    // How close held-out text brings each bootstrap's input to its bound (plaintext).
+    let held_out: Vec<Vec<u32>> = windows(&task.test, task.seq_len, usize::MAX)
+        .into_iter()
+        .map(|w| w.0)
+        .collect();
+    let headroom = lm.bootstrap_headroom(model, &held_out)?;
+    let (worst_point, worst) =
+        headroom.iter().fold(
+            ("", 0.0f64),
+            |a, (p, r)| if *r > a.1 { (p.as_str(), *r) } else { a },
+        );
+    let headroom_note = format!(
+        "bootstrap inputs over all {} test windows: largest |value| / K = {worst:.3} (at {worst_point}; \
+         the calibration windows stay under 1 / margin, the circuit's bound is about 1)",
+        held_out.len()
+    );
+    eprintln!("he-agreement-lm: {headroom_note}");
+    for (point, r) in &headroom {
+        eprintln!("  bootstrap input {point}: {r:.3}");
+    }
     // The prediction, before anything runs: counts by level times costs measured here.
     let counts = lm.predicted_op_counts();
     let c = counts.total();
@@ -548,6 +568,7 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
             "bootstrapping: {} per forward, planned; Galois keys at the levels they are used",
             lm.bootstraps_planned()
         ),
+        headroom_note,
     ];
     Ok((rows, notes))
 }
