@@ -50,7 +50,7 @@ use ckks::circuits::poly_eval::{plan_op_counts, CkksArith};
 use ckks::params::Parameters;
 use ckks::rlwe::SecretKey;
 use ckks::scheme::evaluator::{
-    decrypt_ckks, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, OpCounts, Plaintext,
+    decrypt_ckks, Ciphertext, CkksEncoder, CkksEncryptor, Evaluator, LeveledOpCounts, OpCounts, Plaintext,
 };
 use poly_approx::eval::EvalPlan;
 use poly_approx::{ChebyshevPoly, Interval};
@@ -280,6 +280,11 @@ impl Affine {
         self.output
     }
 
+    /// The level of its input.
+    pub(crate) fn level(&self) -> usize {
+        self.level
+    }
+
     pub(crate) fn rotations_needed(&self) -> Vec<i64> {
         self.rotations.clone()
     }
@@ -357,7 +362,7 @@ pub struct EncryptedVit {
     batch: usize,
     /// Operations one forward performs, predicted from the layers' cost formulas and a dry run of
     /// the activation polynomials on the level/scale simulator.
-    predicted: OpCounts,
+    predicted: LeveledOpCounts,
     /// The encoder of the weights under [`WeightEncoding::PerForward`].
     encoder: Option<CkksEncoder>,
 }
@@ -770,11 +775,14 @@ impl EncryptedVit {
             ..head.output_layout()
         };
 
-        // The operation counts of one forward, layer by layer.
-        let mut predicted = embed.counts + head.counts;
+        // The operation counts of one forward, layer by layer, at the level each layer works at.
+        let mut predicted = LeveledOpCounts::default();
+        predicted.add(embed.level(), embed.counts);
+        predicted.add(head.level(), head.counts);
         let pooling = pool_rotations(tokens, batch * stride).len();
-        predicted = predicted
-            + OpCounts {
+        predicted.add(
+            head.level(),
+            OpCounts {
                 key_switches: pooling,
                 decompositions: if tokens.is_power_of_two() {
                     pooling
@@ -782,7 +790,8 @@ impl EncryptedVit {
                     usize::from(pooling > 0)
                 },
                 ..OpCounts::default()
-            };
+            },
+        );
         for blk in &blocks {
             let n = blk.attention.offsets().len();
             let a = blk.attention.cost();
@@ -802,16 +811,16 @@ impl EncryptedVit {
                 rescales: 1,
                 ..OpCounts::default()
             };
-            predicted = predicted
-                + blk.q.counts
-                + blk.k.counts
-                + blk.v.counts
-                + attention
-                + (plan_op_counts(&blk.sigma)? + mask) * n
-                + blk.proj.counts
-                + blk.fc1.counts
-                + plan_op_counts(&blk.act)?
-                + blk.fc2.counts;
+            let att = blk.attention.level();
+            for a in [&blk.q, &blk.k, &blk.v] {
+                predicted.add(a.level(), a.counts);
+            }
+            predicted.add(att, attention);
+            predicted.add(att.saturating_sub(2), (plan_op_counts(&blk.sigma)? + mask) * n);
+            for a in [&blk.proj, &blk.fc1, &blk.fc2] {
+                predicted.add(a.level(), a.counts);
+            }
+            predicted.add(blk.fc1.level().saturating_sub(1), plan_op_counts(&blk.act)?);
         }
 
         let s = slots as i64;
@@ -939,7 +948,13 @@ impl EncryptedVit {
     /// a dry run of the activation polynomials on the level/scale simulator. A forward on an
     /// [`Evaluator`] performs exactly these ([`Evaluator::op_counts`]).
     pub fn predicted_op_counts(&self) -> OpCounts {
-        self.predicted
+        self.predicted.total()
+    }
+
+    /// [`EncryptedVit::predicted_op_counts`] by the level each layer works at (for a time
+    /// prediction: an operation's cost grows with its level).
+    pub fn predicted_op_counts_by_level(&self) -> &LeveledOpCounts {
+        &self.predicted
     }
 
     /// Images per ciphertext.

@@ -430,6 +430,11 @@ impl EncryptedAttention {
         (delta * (self.batch * self.layout.stride) as i64).rem_euclid(self.layout.slots as i64)
     }
 
+    /// The level of the `Q` and `K` it takes.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
     /// Rotations needed (for key generation).
     pub fn rotations_needed(&self) -> Vec<i64> {
         let s = self.layout.slots as i64;

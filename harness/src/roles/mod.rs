@@ -398,17 +398,13 @@ pub fn plan(checkpoint: Option<&Path>, batch: Option<usize>, log_scale: u32, rep
         "plan: one forward = {} key switches ({} decompositions), {} ciphertext products, {} plaintext products, {} rescales",
         c.key_switches, c.decompositions, c.ct_mults, c.pt_mults, c.rescales
     );
-    let costs = crate::costs::calibrate(&params, params.max_level() / 2, reps)?;
-    let t = costs.predict(&c);
+    let l = vit.start_level();
+    let costs = crate::costs::CostModel::calibrate(&params, &[1, l / 4, l / 2, 3 * l / 4, l], reps)?;
+    let t = costs.predict(vit.predicted_op_counts_by_level());
     println!(
-        "plan: measured at level {}: rotation {:.1} ms, hoisted extra {:.1} ms, mul+relin {:.1} ms, mul plain {:.2} ms, rescale {:.2} ms ({} threads)",
-        costs.level,
-        1e3 * costs.rotation,
-        1e3 * costs.hoisted_extra,
-        1e3 * costs.mul_relin,
-        1e3 * costs.mul_plain,
-        1e3 * costs.rescale,
-        rayon::current_num_threads()
+        "plan: operation costs measured here ({} threads):\n{}",
+        rayon::current_num_threads(),
+        costs.describe()
     );
     println!(
         "plan: predicted forward {t:.1} s per ciphertext ({:.2} s per image), weight encoding excluded",
