@@ -175,10 +175,14 @@ enum Command {
     },
     /// All the steps over many images (batched), with the agreement against the f64 reference.
     Infer {
-        /// Polynomial checkpoint; without it the tiny ViT at INSECURE toy parameters.
+        /// Polynomial checkpoint; without it the tiny ViT (or LM) at INSECURE toy parameters.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// Test images (the first ones).
+        /// A language model: `--images` counts test windows (client and server in one process, as
+        /// `run he-agreement-lm`).
+        #[arg(long)]
+        lm: bool,
+        /// Test images or windows (the first ones).
         #[arg(long, default_value_t = 16)]
         images: usize,
         /// Images per ciphertext (default: as many as fit).
@@ -304,10 +308,19 @@ fn main() -> Result<()> {
         Command::Decrypt { dir, flood_bits } => roles::decrypt_step(&dir, flood_bits),
         Command::Infer {
             checkpoint,
+            lm: true,
+            images,
+            batch,
+            out,
+            ..
+        } => infer_lm(checkpoint, images, batch, out),
+        Command::Infer {
+            checkpoint,
             images,
             batch,
             dir,
             out,
+            ..
         } => {
             use experiments::he_agreement;
             let secure = checkpoint.is_some();
@@ -354,6 +367,36 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `infer --lm`: the encrypted LM over `windows` test windows with the agreement report (the
+/// he-agreement-lm experiment on this checkpoint); the CSV goes to `out` or the temp directory.
+fn infer_lm(
+    checkpoint: Option<PathBuf>,
+    windows: usize,
+    batch: Option<usize>,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    use experiments::he_agreement_lm;
+    let preset = if checkpoint.is_some() {
+        Preset::Cpu
+    } else {
+        Preset::Tiny
+    };
+    let mut config = he_agreement_lm::Config::preset(preset, 0);
+    config.checkpoint = checkpoint;
+    config.windows = windows;
+    config.batch = batch;
+    let (rows, notes) = he_agreement_lm::run(&config)?;
+    let dir = out.unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(he_agreement_lm::CSV);
+    let provenance =
+        provenance::Provenance::collect(config.seed, preset.name(), &serde_json::to_string(&config)?);
+    csv_out::write_csv(&path, &provenance, &notes, &rows)?;
+    print!("{}", he_agreement_lm::summary(&path)?);
+    println!("rows: {}", path.display());
+    Ok(())
 }
 
 /// A fresh, empty directory for one test under the system temp directory.
@@ -424,5 +467,25 @@ mod tests {
         assert!(Cli::try_parse_from(["harness", "run", "approx-error", "--preset", "huge"]).is_err());
         assert!(Cli::try_parse_from(["harness", "demo"]).is_ok());
         assert!(Cli::try_parse_from(["harness", "report"]).is_ok());
+        assert!(matches!(
+            Cli::try_parse_from(["harness", "infer", "--lm", "--images", "2"])
+                .unwrap()
+                .command,
+            Command::Infer {
+                lm: true,
+                images: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Cli::try_parse_from(["harness", "setup", "--lm", "--batch", "1"])
+                .unwrap()
+                .command,
+            Command::Setup {
+                lm: true,
+                batch: Some(1),
+                ..
+            }
+        ));
     }
 }
