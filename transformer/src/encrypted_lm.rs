@@ -1057,7 +1057,8 @@ impl EncryptedLm {
     /// How close `windows` bring each bootstrap's input to its bound, in plaintext: the largest
     /// `|value| / K` the reference reaches at each [`EncryptedLm::bootstrap_inputs`] point (the
     /// bootstrapping circuit is accurate to its stated precision up to about 1; the calibration
-    /// windows stay under `1 / margin`). A server can run it on held-out text before serving; values
+    /// windows stay under `1 / margin`; NaN where the reference itself is not finite, as when a
+    /// polynomial site leaves its fitted interval). A server can run it on held-out text before serving; values
     /// above 1 lose precision, far above it the result is wrong, and nothing on the ciphertexts can
     /// tell (the check needs the plaintext).
     ///
@@ -1075,8 +1076,19 @@ impl EncryptedLm {
                 .map_err(|e| EncryptedError::Input(format!("window: {e}")))?;
             for ((point, k), w) in self.bootstrap_inputs.iter().zip(worst.iter_mut()) {
                 if let Some((_, m)) = trace.iter().find(|(name, _)| name == point) {
-                    let mx = m.iter().flatten().fold(0.0f64, |a, v| a.max(v.abs()));
-                    *w = w.max(mx / k);
+                    // NaN stays NaN (f64::max would drop it): a non-finite reference is reported.
+                    let mx = m.iter().flatten().fold(0.0f64, |a, v| {
+                        if a.is_nan() || !v.is_finite() {
+                            f64::NAN
+                        } else {
+                            a.max(v.abs())
+                        }
+                    });
+                    *w = if w.is_nan() || mx.is_nan() {
+                        f64::NAN
+                    } else {
+                        w.max(mx / k)
+                    };
                 }
             }
         }

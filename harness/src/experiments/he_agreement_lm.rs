@@ -347,10 +347,16 @@ pub fn run(config: &Config) -> Result<(Vec<Row>, Vec<String>)> {
             ("", 0.0f64),
             |a, (p, r)| if *r > a.1 { (p.as_str(), *r) } else { a },
         );
+    let nonfinite = headroom.iter().filter(|(_, r)| r.is_nan()).count();
     let headroom_note = format!(
         "bootstrap inputs over all {} test windows: largest |value| / K = {worst:.3} (at {worst_point}; \
-         the calibration windows stay under 1 / margin, the circuit's bound is about 1)",
-        held_out.len()
+         the calibration windows stay under 1 / margin, the circuit's bound is about 1){}",
+        held_out.len(),
+        if nonfinite > 0 {
+            format!("; the reference is not finite at {nonfinite} bootstrap inputs on some window")
+        } else {
+            String::new()
+        }
     );
     eprintln!("he-agreement-lm: {headroom_note}");
     for (point, r) in &headroom {
