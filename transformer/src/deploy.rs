@@ -594,7 +594,10 @@ impl Client {
     /// [`DeployError::Mismatch`] for an interface of other parameters; key generation errors.
     pub fn new(params: &Arc<Parameters>, interface: VitInterface, rng: &mut impl CryptoRng) -> Result<Self> {
         interface.check_params(params)?;
-        Self::with_keys(interface, ClientKeys::generate(params, rng)?)
+        Ok(Self {
+            keys: ClientKeys::generate(params, rng)?,
+            interface,
+        })
     }
 
     /// A client from its saved keys ([`Client::secret_key_bytes`], [`Client::public_key_bytes`]).
@@ -608,11 +611,10 @@ impl Client {
         public_key: &[u8],
     ) -> Result<Self> {
         interface.check_params(params)?;
-        Self::with_keys(interface, ClientKeys::open(params, secret_key, public_key)?)
-    }
-
-    fn with_keys(interface: VitInterface, keys: ClientKeys) -> Result<Self> {
-        Ok(Self { keys, interface })
+        Ok(Self {
+            keys: ClientKeys::open(params, secret_key, public_key)?,
+            interface,
+        })
     }
 
     /// The key id tagged on everything this client sends.
