@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use ckks::circuits::bootstrap::BootstrapConfig;
-use ckks::params::{Parameters, SecurityLevel};
+use ckks::params::Parameters;
 use ckks::serialize::{parameters_from_bytes, parameters_to_bytes};
 use serde::{Deserialize, Serialize};
 use transformer::deploy::{
@@ -30,9 +30,9 @@ use transformer::deploy::{
 use transformer::encrypted::WeightEncoding;
 use transformer::encrypted_lm::LmOptions;
 
-use super::{mib, os_rng, Session};
+use super::{mib, os_rng, refuse_insecure, Session};
 use crate::costs::CostModel;
-use crate::experiments::he_agreement::{argmax, write_private};
+use crate::experiments::he_agreement::argmax;
 use crate::experiments::he_agreement_lm::{
     load_task, tiny_lm_checkpoint, token_data, toy_boot, windows, Config, Task,
 };
@@ -191,10 +191,7 @@ fn published(
 
 fn open_client(s: &Session) -> Result<(Arc<Parameters>, LmClient)> {
     let (params, interface, embedding) = published(s)?;
-    let sk = zeroize::Zeroizing::new(
-        read_file(&s.client("secret_key.bin")).context("no client keys: run `keygen` first")?,
-    );
-    let pk = read_file(&s.client("public_key.bin"))?;
+    let (sk, pk) = s.read_client_keys()?;
     let client = LmClient::open(&params, interface, embedding, &sk, &pk)?;
     Ok((params, client))
 }
@@ -206,20 +203,11 @@ fn open_client(s: &Session) -> Result<(Arc<Parameters>, LmClient)> {
 pub fn keygen(dir: &Path, allow_insecure: bool) -> Result<()> {
     let s = Session::new(dir);
     let (params, interface, embedding) = published(&s)?;
-    if params.literal().security == SecurityLevel::InsecureForTests {
-        ensure!(
-            allow_insecure,
-            "the published parameters are INSECURE toy parameters (N = 2^{}): refusing to make keys \
-             (pass --allow-insecure for a test)",
-            params.literal().log_n
-        );
-        eprintln!("keygen: WARNING: INSECURE toy parameters, for tests only");
-    }
+    refuse_insecure(&params, allow_insecure)?;
     let t = Instant::now();
     let mut rng = os_rng();
     let client = LmClient::new(&params, interface, embedding, &mut rng)?;
-    write_private(&s.client("secret_key.bin"), &client.secret_key_bytes())?;
-    write_file(&s.client("public_key.bin"), &client.public_key_bytes())?;
+    s.write_client_keys(&client.secret_key_bytes(), &client.public_key_bytes())?;
     let stats = client.write_evaluation_keys(&s.dir.join("to_server").join("keys"), &mut rng)?;
     println!(
         "keygen: key id {}; {} evaluation-key files (Galois keys at the levels they are used), {:.1} MiB \

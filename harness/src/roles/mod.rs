@@ -63,6 +63,33 @@ impl Session {
     fn is_lm(&self) -> bool {
         self.to_client(lm::INTERFACE).is_file()
     }
+    /// The client's saved secret key (zeroized when dropped) and public key.
+    fn read_client_keys(&self) -> Result<(zeroize::Zeroizing<Vec<u8>>, Vec<u8>)> {
+        let sk = zeroize::Zeroizing::new(
+            read_file(&self.client("secret_key.bin")).context("no client keys: run `keygen` first")?,
+        );
+        Ok((sk, read_file(&self.client("public_key.bin"))?))
+    }
+    /// Saves the client's secret key (owner-only) and public key.
+    fn write_client_keys(&self, secret_key: &[u8], public_key: &[u8]) -> Result<()> {
+        write_private(&self.client("secret_key.bin"), secret_key)?;
+        write_file(&self.client("public_key.bin"), public_key)?;
+        Ok(())
+    }
+}
+
+/// Refuses to make keys for INSECURE toy parameters unless `allow_insecure` (tests), warning then.
+fn refuse_insecure(params: &Parameters, allow_insecure: bool) -> Result<()> {
+    if params.literal().security == SecurityLevel::InsecureForTests {
+        ensure!(
+            allow_insecure,
+            "the published parameters are INSECURE toy parameters (N = 2^{}): refusing to make keys \
+             (pass --allow-insecure for a test)",
+            params.literal().log_n
+        );
+        eprintln!("keygen: WARNING: INSECURE toy parameters, for tests only");
+    }
+    Ok(())
 }
 
 /// What the server remembers between `setup` and `serve` (its own side, never sent).
@@ -184,10 +211,7 @@ fn published(s: &Session) -> Result<(std::sync::Arc<Parameters>, VitInterface)> 
 /// The client from its saved keys.
 fn open_client(s: &Session) -> Result<Client> {
     let (params, interface) = published(s)?;
-    let sk = zeroize::Zeroizing::new(
-        read_file(&s.client("secret_key.bin")).context("no client keys: run `keygen` first")?,
-    );
-    let pk = read_file(&s.client("public_key.bin"))?;
+    let (sk, pk) = s.read_client_keys()?;
     Ok(Client::open(&params, interface, &sk, &pk)?)
 }
 
@@ -201,20 +225,11 @@ pub fn keygen(dir: &Path, allow_insecure: bool) -> Result<()> {
         return lm::keygen(dir, allow_insecure);
     }
     let (params, interface) = published(&s)?;
-    if params.literal().security == SecurityLevel::InsecureForTests {
-        ensure!(
-            allow_insecure,
-            "the published parameters are INSECURE toy parameters (N = 2^{}): refusing to make keys \
-             (pass --allow-insecure for a test)",
-            params.literal().log_n
-        );
-        eprintln!("keygen: WARNING: INSECURE toy parameters, for tests only");
-    }
+    refuse_insecure(&params, allow_insecure)?;
     let t = std::time::Instant::now();
     let mut rng = os_rng();
     let client = Client::new(&params, interface, &mut rng)?;
-    write_private(&s.client("secret_key.bin"), &client.secret_key_bytes())?;
-    write_file(&s.client("public_key.bin"), &client.public_key_bytes())?;
+    s.write_client_keys(&client.secret_key_bytes(), &client.public_key_bytes())?;
     let stats = client.write_evaluation_keys(&s.dir.join("to_server").join("keys"), &mut rng)?;
     println!(
         "keygen: key id {}; {} evaluation-key files, {:.1} MiB for the server; {:.1} s",
