@@ -302,7 +302,7 @@ impl Planner<'_> {
             self.level
         ));
         if scale_down {
-            self.count(WorkKind::Bootstrap, self.level, RESCALE);
+            self.count(WorkKind::Bootstrap, self.level, OpCounts::RESCALE);
         }
         self.boot_inputs.push((point.to_string(), k));
         self.counts
@@ -338,23 +338,6 @@ impl Planner<'_> {
         Ok(())
     }
 }
-
-const RESCALE: OpCounts = OpCounts {
-    key_switches: 0,
-    decompositions: 0,
-    ct_mults: 0,
-    pt_mults: 0,
-    rescales: 1,
-};
-
-/// A relinearized ciphertext product (one key switch) and its rescale.
-const PRODUCT: OpCounts = OpCounts {
-    key_switches: 1,
-    decompositions: 1,
-    ct_mults: 1,
-    pt_mults: 0,
-    rescales: 1,
-};
 
 fn add_rotations(map: &mut BTreeMap<i64, usize>, rots: &[i64], level: usize, slots: usize) {
     for &r in rots {
@@ -517,10 +500,13 @@ impl Norm {
         let l = self.level;
         let inv_level = l - 2 - self.inv.depth();
         let mut c = LeveledOpCounts::default();
-        c.add(l, self.mean.op_counts() + self.mean_scaled.op_counts() + PRODUCT);
-        c.add(l - 1, self.squares.op_counts() + PRODUCT);
+        c.add(
+            l,
+            self.mean.op_counts() + self.mean_scaled.op_counts() + OpCounts::PRODUCT_RESCALED,
+        );
+        c.add(l - 1, self.squares.op_counts() + OpCounts::PRODUCT_RESCALED);
         c.add(l - 2, plan_op_counts(&self.inv)?);
-        c.add(inv_level, self.spread.op_counts() + PRODUCT);
+        c.add(inv_level, self.spread.op_counts() + OpCounts::PRODUCT_RESCALED);
         Ok(c)
     }
 
@@ -843,10 +829,10 @@ impl EncryptedLm {
                 (attention.replicate_op_counts()
                     + OpCounts {
                         rescales: 0,
-                        ..PRODUCT
+                        ..OpCounts::PRODUCT_RESCALED
                     })
                     * offsets
-                    + RESCALE,
+                    + OpCounts::RESCALE,
             );
             // The heads' output is bootstrapped (divided by K_o) unless the projection leaves the
             // residual stream a level for its own bootstrap's scaling.

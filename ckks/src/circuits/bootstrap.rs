@@ -277,16 +277,7 @@ impl Bootstrapper {
     pub fn op_counts(&self) -> Result<LeveledOpCounts> {
         let top = self.params.max_level();
         let mut counts = LeveledOpCounts::default();
-        let rotation = OpCounts {
-            key_switches: 1,
-            decompositions: 1,
-            ..OpCounts::default()
-        };
-        let rescale = OpCounts {
-            rescales: 1,
-            ..OpCounts::default()
-        };
-        counts.add(top, rotation * self.trace_rotations().len());
+        counts.add(top, OpCounts::ROTATION * self.trace_rotations().len());
         let mut level = top;
         for (i, lt) in self.cts.iter().enumerate() {
             let mut c = lt.cost().op_counts();
@@ -294,23 +285,16 @@ impl Bootstrapper {
                 // The last one is evaluated without its rescale; the conjugation and the two halves'
                 // rescales follow at its level.
                 c.rescales -= 1;
-                c = c + rotation + rescale * 2;
+                c = c + OpCounts::ROTATION + OpCounts::RESCALE * 2;
             }
             counts.add(level, c);
             level -= 1;
         }
         let cosine = crate::circuits::poly_eval::plan_op_counts(&self.cos_plan)?;
-        let squaring = OpCounts {
-            key_switches: 1,
-            decompositions: 1,
-            ct_mults: 1,
-            pt_mults: 0,
-            rescales: 1,
-        };
         counts.add(level, cosine * 2);
         level -= self.cos_plan.depth();
         for _ in 0..self.config.double_angle {
-            counts.add(level, squaring * 2);
+            counts.add(level, OpCounts::PRODUCT_RESCALED * 2);
             level -= 1;
         }
         for lt in &self.stc {

@@ -202,6 +202,33 @@ pub struct OpCounts {
     pub rescales: usize,
 }
 
+impl OpCounts {
+    /// One rotation (or conjugation): a key switch with its own decomposition.
+    pub const ROTATION: Self = Self {
+        key_switches: 1,
+        decompositions: 1,
+        ct_mults: 0,
+        pt_mults: 0,
+        rescales: 0,
+    };
+    /// One rescale.
+    pub const RESCALE: Self = Self {
+        key_switches: 0,
+        decompositions: 0,
+        ct_mults: 0,
+        pt_mults: 0,
+        rescales: 1,
+    };
+    /// A relinearized ciphertext product (one key switch) followed by its rescale.
+    pub const PRODUCT_RESCALED: Self = Self {
+        key_switches: 1,
+        decompositions: 1,
+        ct_mults: 1,
+        pt_mults: 0,
+        rescales: 1,
+    };
+}
+
 impl std::ops::Add for OpCounts {
     type Output = Self;
     fn add(self, o: Self) -> Self {
