@@ -88,14 +88,8 @@ pub struct Row {
 }
 
 fn toy_parameters() -> Result<(Arc<Parameters>, BootstrapConfig)> {
-    let config = BootstrapConfig {
-        cts_levels: 2,
-        stc_levels: 2,
-        k: 12.0,
-        cos_degree: 31,
-        double_angle: 3,
-        slots: None,
-    };
+    // The configuration of the ckks toy chain; the chain here keeps a 55-bit q_0.
+    let config = BootstrapConfig::toy();
     let params = Parameters::new(ParametersLiteral {
         log_n: 10,
         log_q: std::iter::once(55)
